@@ -1,0 +1,137 @@
+// Package store defines what SQIN needs from persistent storage, as small
+// interfaces per concern. internal/sqlstore implements them on SQLite and
+// PostgreSQL; internal/storetest is the conformance suite every
+// implementation passes.
+//
+// Conventions: a missing row is sqin.ErrNotFound (also for expired
+// artefacts that a caller must treat as absent); a duplicate key is
+// sqin.ErrConflict; times are stored with millisecond precision in UTC.
+// Secrets (codes, tokens, session identifiers) reach the store only as
+// hashes computed by the caller.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/sqin/sqin"
+)
+
+// Clients stores relying parties.
+type Clients interface {
+	CreateClient(ctx context.Context, c *sqin.Client) error
+	GetClient(ctx context.Context, id string) (*sqin.Client, error)
+	ListClients(ctx context.Context) ([]*sqin.Client, error)
+	// DeleteClient removes the client and revokes its grants and consents.
+	DeleteClient(ctx context.Context, id string) error
+}
+
+// Accounts stores citizens' accounts.
+type Accounts interface {
+	CreateAccount(ctx context.Context, a *sqin.Account) error
+	GetAccount(ctx context.Context, id string) (*sqin.Account, error)
+	// GetAccountByEmail looks an account up by its normalised email.
+	GetAccountByEmail(ctx context.Context, email string) (*sqin.Account, error)
+}
+
+// Persons stores the registry of identity attributes (minimal until the
+// RAIG issue replaces it with attributes and provenance).
+type Persons interface {
+	CreatePerson(ctx context.Context, p *sqin.Person) error
+	GetPerson(ctx context.Context, id string) (*sqin.Person, error)
+}
+
+// Sessions stores browser SSO sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s *sqin.Session) error
+	// GetSession returns ErrNotFound for a missing or expired session.
+	GetSession(ctx context.Context, id string, now time.Time) (*sqin.Session, error)
+	// DeleteSession ends the session and, in the same transaction, revokes
+	// the grants tied to it that are not offline.
+	DeleteSession(ctx context.Context, id string, now time.Time) error
+}
+
+// AuthRequests stores authorization requests waiting for the user.
+type AuthRequests interface {
+	CreateAuthRequest(ctx context.Context, r *sqin.AuthRequest) error
+	// GetAuthRequest returns ErrNotFound for a missing or expired request.
+	GetAuthRequest(ctx context.Context, id string, now time.Time) (*sqin.AuthRequest, error)
+	// SetAuthRequestSession records the signed-in session on the request.
+	SetAuthRequestSession(ctx context.Context, id, sessionID string) error
+	DeleteAuthRequest(ctx context.Context, id string) error
+}
+
+// Grants stores authorization codes, grants and refresh tokens.
+type Grants interface {
+	CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error
+	// ExchangeCode redeems a code in one transaction: a missing or expired
+	// code is ErrNotFound; a code already used has its grant revoked and
+	// returns ErrReplay; otherwise the code is marked used, issue builds the
+	// grant and optional refresh token from it, and both are stored.
+	// Nothing is written when issue fails.
+	ExchangeCode(ctx context.Context, codeHash string, now time.Time,
+		issue func(*sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error)) error
+	// RotateRefreshToken replaces a refresh token in one transaction: a
+	// missing or expired token is ErrNotFound; a token already rotated
+	// revokes the whole grant and returns ErrReplay; a revoked or expired
+	// grant is ErrRevoked; otherwise the token is marked used and the one
+	// next returns is stored.
+	RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
+		next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error
+	// GetRefreshToken returns a refresh token even when used or expired.
+	GetRefreshToken(ctx context.Context, tokenHash string) (*sqin.RefreshToken, error)
+	// GetGrant returns a grant even when revoked (callers check RevokedAt).
+	GetGrant(ctx context.Context, id string) (*sqin.Grant, error)
+	RevokeGrant(ctx context.Context, id string, now time.Time) error
+	// RevokeAccessToken records a revoked access token identifier until the
+	// token would have expired anyway.
+	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
+	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+}
+
+// Consents stores what citizens allowed each client to receive.
+type Consents interface {
+	// SaveConsent records a consent, replacing the previous one.
+	SaveConsent(ctx context.Context, c *sqin.Consent) error
+	GetConsent(ctx context.Context, accountID, clientID string) (*sqin.Consent, error)
+	ListConsents(ctx context.Context, accountID string) ([]*sqin.Consent, error)
+	// RevokeConsent deletes the consent and revokes the account's grants to
+	// that client, in one transaction.
+	RevokeConsent(ctx context.Context, accountID, clientID string, now time.Time) error
+}
+
+// Keys stores token signing keys.
+type Keys interface {
+	// ListSigningKeys returns keys not yet past ExpiresAt, newest first.
+	ListSigningKeys(ctx context.Context, now time.Time) ([]*sqin.SigningKey, error)
+	// AddSigningKey stores k and, in the same transaction, retires the
+	// active keys of the same algorithm: RetiredAt = now, ExpiresAt =
+	// now + keep (they stay in the JWKS that long).
+	AddSigningKey(ctx context.Context, k *sqin.SigningKey, now time.Time, keep time.Duration) error
+}
+
+// RateLimits counts events per key in a sliding window shared by every
+// server instance.
+type RateLimits interface {
+	// Hit records one event for key and returns how many the window ending
+	// at now holds, this one included.
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	// Count returns the events in the window without recording one.
+	Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	Reset(ctx context.Context, key string) error
+}
+
+// Store is every concern together, as one backend provides them.
+type Store interface {
+	Clients
+	Accounts
+	Persons
+	Sessions
+	AuthRequests
+	Grants
+	Consents
+	Keys
+	RateLimits
+	Ping(ctx context.Context) error
+	Close() error
+}
