@@ -1,0 +1,68 @@
+package authn
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHashVerify(t *testing.T) {
+	h, err := NewHasher(DemoArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := h.Hash("correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$argon2id$v=19$m=8192,t=1,p=1$") {
+		t.Fatalf("unexpected PHC string %q", hash)
+	}
+	tests := []struct {
+		name     string
+		hash, pw string
+		want     error
+	}{
+		{"match", hash, "correct horse battery staple", nil},
+		{"mismatch", hash, "correct horse battery stapl", ErrMismatch},
+		{"no account", "", "anything", ErrMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := h.Verify(tt.hash, tt.pw); !errors.Is(err, tt.want) {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"x", "$argon2i$v=19$m=1,t=1,p=1$AA$AA", "$argon2id$v=19$m=99999999,t=1,p=1$AAAA$AAAAAAAAAAAAAAAAAAAAAA"} {
+		if err := h.Verify(bad, "pw"); err == nil {
+			t.Errorf("Verify(%q) accepted a malformed hash", bad)
+		}
+	}
+	if h.NeedsRehash(hash) {
+		t.Error("fresh hash needs rehash")
+	}
+	strong, _ := NewHasher(DefaultArgon2)
+	if !strong.NeedsRehash(hash) {
+		t.Error("demo hash should need rehash under default parameters")
+	}
+	if _, err := NewHasher(Argon2Params{Time: 1, MemoryKiB: 16, Threads: 1, KeyLen: 32, SaltLen: 16}); err == nil {
+		t.Error("weak parameters accepted")
+	}
+}
+
+func FuzzParsePHC(f *testing.F) {
+	f.Add("$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5")
+	f.Add("$argon2id$v=19$m=,t=,p=$$")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _, _, _ = parsePHC(s)
+	})
+}
+
+func BenchmarkVerifyDefault(b *testing.B) {
+	h, _ := NewHasher(DefaultArgon2)
+	hash, _ := h.Hash("pw")
+	for b.Loop() {
+		_ = h.Verify(hash, "pw")
+	}
+}

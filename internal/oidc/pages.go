@@ -1,0 +1,263 @@
+package oidc
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/authn"
+	"github.com/sqin/sqin/internal/keys"
+	"github.com/sqin/sqin/internal/web"
+)
+
+func (p *Provider) lang(r *http.Request, uiLocales string) string { return web.PickLang(r, uiLocales) }
+
+// setLang remembers an explicit language choice.
+func (p *Provider) setLang(w http.ResponseWriter, lang string) {
+	http.SetCookie(w, &http.Cookie{Name: web.LangCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+		HttpOnly: true, Secure: p.cookies.Secure, SameSite: http.SameSiteLaxMode})
+}
+
+type errorData struct{ Message string }
+
+// errorPage shows a message from the catalogue and what to do next.
+func (p *Provider) errorPage(w http.ResponseWriter, r *http.Request, lang string, status int, key string) {
+	pg := p.rd.NewPage(r, lang, "error.title", errorData{Message: key})
+	p.rd.Render(w, status, "error", pg)
+}
+
+type loginData struct {
+	Req        string
+	Username   string
+	Error      string // catalogue key
+	ClientName string
+}
+
+func (p *Provider) handleLogin(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+		p.showLogin(w, r, r.URL.Query().Get("req"), "", "", http.StatusOK)
+	case http.MethodPost:
+		p.postLogin(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (p *Provider) showLogin(w http.ResponseWriter, r *http.Request, reqID, username, errKey string, status int) {
+	ctx := r.Context()
+	d := loginData{Req: reqID, Username: username, Error: errKey}
+	uiLocales := ""
+	if reqID != "" {
+		req, err := p.st.GetAuthRequest(ctx, reqID, p.now())
+		if err != nil {
+			p.errorPage(w, r, p.lang(r, ""), http.StatusBadRequest, "error.request_expired")
+			return
+		}
+		uiLocales = req.UILocale
+		web.AllowFormAction(w, origin(req.RedirectURI))
+		if d.Username == "" {
+			d.Username = req.LoginHint
+		}
+		if c, err := p.st.GetClient(ctx, req.ClientID); err == nil {
+			d.ClientName = c.Name
+		}
+	}
+	lang := p.lang(r, uiLocales)
+	if r.URL.Query().Has("lang") {
+		p.setLang(w, lang)
+	}
+	pg := p.rd.NewPage(r, lang, "login.title", d)
+	pg.CSRF = p.csrf.Token(w, r)
+	p.rd.Render(w, status, "login", pg)
+}
+
+// normEmail trims and lower-cases an email address.
+func normEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		p.errorPage(w, r, p.lang(r, ""), http.StatusRequestEntityTooLarge, "error.bad_request")
+		return
+	}
+	reqID := r.PostForm.Get("req")
+	if !p.csrf.Valid(r) {
+		p.showLogin(w, r, reqID, "", "error.csrf", http.StatusForbidden)
+		return
+	}
+	email := normEmail(r.PostForm.Get("username"))
+	password := r.PostForm.Get("password")
+	if email == "" || password == "" || len(email) > maxHintLen || len(password) > 1024 {
+		p.showLogin(w, r, reqID, email, "login.error.missing", http.StatusBadRequest)
+		return
+	}
+	now := p.now()
+	acctKey := "login:acct:" + keys.Hash(email)
+	addrKey := "login:addr:" + remoteAddr(r)
+	nAcct, err1 := p.st.Count(ctx, acctKey, p.cfg.LoginWindow, now)
+	nAddr, err2 := p.st.Count(ctx, addrKey, p.cfg.LoginWindow, now)
+	if err := errors.Join(err1, err2); err != nil {
+		p.logErr(ctx, "oidc: rate limit", err)
+		p.errorPage(w, r, p.lang(r, ""), http.StatusInternalServerError, "error.internal")
+		return
+	}
+	if nAcct >= p.cfg.LoginPerAccount || nAddr >= p.cfg.LoginPerAddress {
+		p.log.WarnContext(ctx, "sign-in throttled", "request_id", web.RequestID(ctx), "by_account", nAcct >= p.cfg.LoginPerAccount)
+		w.Header().Set("Retry-After", retryAfter(p.cfg.LoginWindow))
+		p.showLogin(w, r, reqID, email, "login.error.throttled", http.StatusTooManyRequests)
+		return
+	}
+	acct, err := p.st.GetAccountByEmail(ctx, email)
+	if err != nil && !errors.Is(err, sqin.ErrNotFound) {
+		p.logErr(ctx, "oidc: get account", err)
+		p.errorPage(w, r, p.lang(r, ""), http.StatusInternalServerError, "error.internal")
+		return
+	}
+	hash := ""
+	if acct != nil {
+		hash = acct.PasswordHash
+	}
+	// Verify even when there is no account: same work, same answer.
+	if err := p.hasher.Verify(hash, password); err != nil || acct == nil || acct.Locked {
+		if !errors.Is(err, authn.ErrMismatch) && err != nil {
+			p.logErr(ctx, "oidc: verify password", err)
+		}
+		_, e1 := p.st.Hit(ctx, acctKey, p.cfg.LoginWindow, now)
+		_, e2 := p.st.Hit(ctx, addrKey, p.cfg.LoginWindow, now)
+		if err := errors.Join(e1, e2); err != nil {
+			p.logErr(ctx, "oidc: rate limit", err)
+		}
+		p.log.InfoContext(ctx, "sign-in failed", "request_id", web.RequestID(ctx))
+		p.showLogin(w, r, reqID, email, "login.error.invalid", http.StatusOK)
+		return
+	}
+	if err := p.st.Reset(ctx, acctKey); err != nil {
+		p.logErr(ctx, "oidc: rate limit reset", err)
+	}
+	// A new session identifier at every sign-in (no fixation); the old
+	// session, if any, ends.
+	if old := p.cookies.Get(r, sessionCookie); old != "" {
+		_ = p.st.DeleteSession(ctx, keys.Hash(old), now)
+	}
+	token := keys.Random(32)
+	sess := &sqin.Session{ID: keys.Hash(token), AccountID: acct.ID, LoA: acct.LoA, AMR: []string{"pwd"},
+		AuthTime: now.UTC().Truncate(time.Second), CreatedAt: now.UTC(), ExpiresAt: now.UTC().Add(p.cfg.SessionTTL)}
+	if err := p.st.CreateSession(ctx, sess); err != nil {
+		p.logErr(ctx, "oidc: create session", err)
+		p.errorPage(w, r, p.lang(r, ""), http.StatusInternalServerError, "error.internal")
+		return
+	}
+	p.cookies.Set(w, sessionCookie, token, 0)
+	p.log.InfoContext(ctx, "sign-in", "request_id", web.RequestID(ctx), "loa", int(acct.LoA))
+	if reqID == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	if err := p.st.SetAuthRequestSession(ctx, reqID, sess.ID); err != nil {
+		p.errorPage(w, r, p.lang(r, ""), http.StatusBadRequest, "error.request_expired")
+		return
+	}
+	http.Redirect(w, r, "/authorize/resume?req="+url.QueryEscape(reqID), http.StatusSeeOther)
+}
+
+func retryAfter(d time.Duration) string { return strconv.Itoa(int(d.Seconds())) }
+
+type consentData struct {
+	Req        string
+	ClientName string
+	Claims     []string
+}
+
+func (p *Provider) handleConsent(w http.ResponseWriter, r *http.Request) {
+	var id string
+	switch r.Method {
+	case http.MethodGet:
+		id = r.URL.Query().Get("req")
+	case http.MethodPost:
+		id = r.PostFormValue("req")
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req, c, sess, ok := p.pendingRequest(w, r, id)
+	if !ok {
+		return
+	}
+	lang := p.lang(r, req.UILocale)
+	cr, _, _ := parseClaimsRequest(req.Claims)
+	released := releasedClaims(c, req.Scopes, cr)
+	if r.Method == http.MethodGet {
+		if r.URL.Query().Has("lang") {
+			p.setLang(w, lang)
+		}
+		p.showConsent(w, r, lang, req, c, released, http.StatusOK)
+		return
+	}
+	if !p.csrf.Valid(r) {
+		p.showConsent(w, r, lang, req, c, released, http.StatusForbidden)
+		return
+	}
+	if !r.PostForm.Has("approve") {
+		p.finishWithError(w, r, req, true, oerr(errAccessDenied, "the user declined"))
+		return
+	}
+	con := &sqin.Consent{AccountID: sess.AccountID, ClientID: c.ID, Scopes: sortedSet(req.Scopes),
+		Claims: sortedSet(released), GrantedAt: p.now().UTC()}
+	if old, err := p.st.GetConsent(r.Context(), sess.AccountID, c.ID); err == nil {
+		con.Scopes = sortedSet(append(con.Scopes, old.Scopes...))
+		con.Claims = sortedSet(append(con.Claims, old.Claims...))
+	}
+	if err := p.st.SaveConsent(r.Context(), con); err != nil {
+		p.logErr(r.Context(), "oidc: save consent", err)
+		p.finishWithError(w, r, req, true, oerr(errServerError, ""))
+		return
+	}
+	p.issueCode(w, r, req, c, sess, true)
+}
+
+func (p *Provider) showConsent(w http.ResponseWriter, r *http.Request, lang string, req *sqin.AuthRequest, c *sqin.Client, released []string, status int) {
+	pg := p.rd.NewPage(r, lang, "consent.title", consentData{Req: req.ID, ClientName: c.Name, Claims: released})
+	pg.CSRF = p.csrf.Token(w, r)
+	web.AllowFormAction(w, origin(req.RedirectURI))
+	p.rd.Render(w, status, "consent", pg)
+}
+
+// origin returns scheme://host of u.
+func origin(u string) string {
+	pu, err := url.Parse(u)
+	if err != nil || pu.Host == "" {
+		return ""
+	}
+	return pu.Scheme + "://" + pu.Host
+}
+
+func sortedSet(s []string) []string {
+	out := dedupe(s)
+	slices.Sort(out)
+	return out
+}
+
+type homeData struct{ SignedIn bool }
+
+// HandleHome is the service's landing page.
+func (p *Provider) HandleHome(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" { // only the root; other paths are 404
+		p.errorPage(w, r, p.lang(r, ""), http.StatusNotFound, "error.bad_request")
+		return
+	}
+	lang := p.lang(r, "")
+	if r.URL.Query().Has("lang") {
+		p.setLang(w, lang)
+	}
+	pg := p.rd.NewPage(r, lang, "home.title", homeData{SignedIn: p.currentSession(r) != nil})
+	pg.CSRF = p.csrf.Token(w, r)
+	p.rd.Render(w, http.StatusOK, "home", pg)
+}

@@ -1,0 +1,162 @@
+// Package oidc is SQIN's OpenID Provider: discovery, JWKS, the
+// authorization endpoint with its sign-in and consent pages, the token,
+// userinfo, revocation, introspection and end-session endpoints.
+//
+// Handlers speak HTTP and the protocol only; they reach storage through the
+// small interfaces of internal/store.
+package oidc
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/authn"
+	"github.com/sqin/sqin/internal/keys"
+	"github.com/sqin/sqin/internal/store"
+	"github.com/sqin/sqin/internal/web"
+)
+
+// Config holds the provider's settings.
+type Config struct {
+	Issuer         string
+	CodeTTL        time.Duration // authorization codes (RFC 9700: short)
+	AccessTTL      time.Duration // access tokens
+	IDTokenTTL     time.Duration
+	SessionTTL     time.Duration // browser SSO session, and online refresh tokens
+	OfflineTTL     time.Duration // refresh tokens with offline_access
+	AuthRequestTTL time.Duration // time a user has to sign in and consent
+	// Failed sign-ins allowed per window, per account and per network
+	// address, before the form refuses further attempts until the window
+	// slides.
+	LoginWindow     time.Duration
+	LoginPerAccount int
+	LoginPerAddress int
+	// SubjectKey derives pairwise subject and sid values.
+	SubjectKey []byte
+	MaxBody    int64 // request body limit on protocol endpoints
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	set(&c.CodeTTL, time.Minute)
+	set(&c.AccessTTL, 5*time.Minute)
+	set(&c.IDTokenTTL, 5*time.Minute)
+	set(&c.SessionTTL, 8*time.Hour)
+	set(&c.OfflineTTL, 30*24*time.Hour)
+	set(&c.AuthRequestTTL, 30*time.Minute)
+	set(&c.LoginWindow, 15*time.Minute)
+	if c.LoginPerAccount == 0 {
+		c.LoginPerAccount = 5
+	}
+	if c.LoginPerAddress == 0 {
+		c.LoginPerAddress = 50
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = 64 << 10
+	}
+}
+
+// Provider is the OpenID Provider.
+type Provider struct {
+	cfg       Config
+	st        store.Store
+	keys      *keys.Manager
+	hasher    *authn.Hasher
+	rd        *web.Renderer
+	csrf      *web.CSRF
+	cookies   web.Cookies
+	log       *slog.Logger
+	now       func() time.Time
+	discovery []byte
+}
+
+// New returns a provider.
+func New(cfg Config, st store.Store, km *keys.Manager, h *authn.Hasher, rd *web.Renderer, log *slog.Logger) (*Provider, error) {
+	cfg.Defaults()
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("oidc: issuer %q must be an http(s) URL without query or fragment", cfg.Issuer)
+	}
+	if len(cfg.SubjectKey) < 32 {
+		return nil, fmt.Errorf("oidc: subject key must be at least 32 bytes")
+	}
+	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
+	cookies := web.Cookies{Secure: u.Scheme == "https"}
+	p := &Provider{cfg: cfg, st: st, keys: km, hasher: h, rd: rd, cookies: cookies, log: log, now: time.Now,
+		csrf: web.NewCSRF(derive(cfg.SubjectKey, "csrf"), cookies)}
+	if p.discovery, err = json.Marshal(p.discoveryDoc()); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Routes mounts the provider's endpoints: protocol endpoints through the
+// API middleware, pages through the browser middleware.
+func (p *Provider) Routes(mux *http.ServeMux) {
+	api := func(h http.HandlerFunc) http.Handler { return web.API(h, p.cfg.MaxBody) }
+	page := func(h http.HandlerFunc) http.Handler { return web.Browser(h, p.cookies.Secure) }
+	mux.Handle("GET /.well-known/openid-configuration", api(p.handleDiscovery))
+	mux.Handle("GET /jwks.json", api(p.handleJWKS))
+	mux.Handle("/token", api(p.handleToken))
+	mux.Handle("/userinfo", api(p.handleUserinfo))
+	mux.Handle("/revoke", api(p.handleRevoke))
+	mux.Handle("/introspect", api(p.handleIntrospect))
+	mux.Handle("/authorize", page(p.handleAuthorize))
+	mux.Handle("GET /authorize/resume", page(p.handleResume))
+	mux.Handle("/login", page(p.handleLogin))
+	mux.Handle("/consent", page(p.handleConsent))
+	mux.Handle("/logout", page(p.handleLogout))
+	mux.Handle("GET /{$}", page(p.HandleHome))
+}
+
+// derive returns an HMAC-SHA256 subkey of key for purpose.
+func derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("sqin " + purpose))
+	return m.Sum(nil)
+}
+
+// Subject returns the pairwise subject of account for client's sector: a
+// keyed hash, stable across key rotation and restarts, different per
+// public body.
+func (p *Provider) Subject(c *sqin.Client, accountID string) string {
+	m := hmac.New(sha256.New, p.cfg.SubjectKey)
+	m.Write([]byte("sub\x00" + c.SectorID() + "\x00" + accountID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
+}
+
+// sid is the public session identifier put in ID tokens.
+func (p *Provider) sid(sessionID string) string {
+	m := hmac.New(sha256.New, p.cfg.SubjectKey)
+	m.Write([]byte("sid\x00" + sessionID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// remoteAddr is the client's network address, without port.
+func remoteAddr(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
+}
+
+func (p *Provider) logErr(ctx context.Context, msg string, err error) {
+	p.log.ErrorContext(ctx, msg, "request_id", web.RequestID(ctx), "err", err)
+}

@@ -1,0 +1,314 @@
+package oidc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/keys"
+)
+
+// verifiedAT is an access token that passed every check.
+type verifiedAT struct {
+	claims atClaims
+	grant  *sqin.Grant // nil for client_credentials tokens
+}
+
+// verifyAccessToken checks signature, type, issuer, expiry, revocation and
+// the grant behind a user token.
+func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifiedAT, error) {
+	if len(token) > 8192 {
+		return nil, errBadToken
+	}
+	payload, err := p.keys.Verify(ctx, token, "at+jwt", keys.ES256)
+	if err != nil {
+		return nil, errBadToken
+	}
+	var v verifiedAT
+	if err := json.Unmarshal(payload, &v.claims); err != nil {
+		return nil, errBadToken
+	}
+	now := p.now().Unix()
+	if v.claims.Iss != p.cfg.Issuer || v.claims.Exp <= now || v.claims.Jti == "" {
+		return nil, errBadToken
+	}
+	revoked, err := p.st.AccessTokenRevoked(ctx, v.claims.Jti)
+	if err != nil {
+		return nil, err
+	}
+	if revoked {
+		return nil, errBadToken
+	}
+	grantID, _, _ := strings.Cut(v.claims.Jti, ".")
+	if grantID == "" {
+		return &v, nil
+	}
+	g, err := p.st.GetGrant(ctx, grantID)
+	if err != nil {
+		if errors.Is(err, sqin.ErrNotFound) {
+			return nil, errBadToken
+		}
+		return nil, err
+	}
+	if !g.RevokedAt.IsZero() || !p.now().Before(g.ExpiresAt) {
+		return nil, errBadToken
+	}
+	v.grant = g
+	return &v, nil
+}
+
+var errBadToken = oerr(errInvalidToken, "the access token is invalid, expired or revoked")
+
+// bearer extracts the access token (RFC 6750 2.1, 2.2; not the query).
+func bearer(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return "", oerr(errInvalidRequest, "Authorization header must be Bearer")
+		}
+		return strings.TrimSpace(tok), nil
+	}
+	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		form, err := formParams(r)
+		if err != nil {
+			return "", err
+		}
+		if t := form.Get("access_token"); t != "" {
+			return t, nil
+		}
+	}
+	return "", &oauthError{Code: "", status: http.StatusUnauthorized}
+}
+
+func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		writeJSON(w, http.StatusMethodNotAllowed, oerr(errInvalidRequest, "use GET or POST"))
+		return
+	}
+	claims, err := p.userinfo(r)
+	if err != nil {
+		p.bearerError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, claims)
+}
+
+func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
+	ctx := r.Context()
+	tok, err := bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	v, err := p.verifyAccessToken(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	scopes := strings.Fields(v.claims.Scope)
+	if v.grant == nil || !slices.Contains(scopes, "openid") {
+		return nil, oerr(errInsufficientScope, "the token was not issued for userinfo (scope openid)")
+	}
+	c, err := p.st.GetClient(ctx, v.grant.ClientID)
+	if err != nil {
+		if errors.Is(err, sqin.ErrNotFound) {
+			return nil, errBadToken
+		}
+		return nil, err
+	}
+	acct, err := p.st.GetAccount(ctx, v.grant.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if acct.Locked {
+		return nil, errBadToken
+	}
+	var person *sqin.Person
+	if acct.PersonID != "" {
+		if person, err = p.st.GetPerson(ctx, acct.PersonID); err != nil && !errors.Is(err, sqin.ErrNotFound) {
+			return nil, err
+		}
+	}
+	cr, _, _ := parseClaimsRequest(v.grant.Claims)
+	out := map[string]any{"sub": p.Subject(c, acct.ID)}
+	resolveClaims(out, userinfoClaims(c, scopes, cr), acct, person)
+	return out, nil
+}
+
+// bearerError answers a protected resource error (RFC 6750 3).
+func (p *Provider) bearerError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		p.writeOAuthError(w, r, err)
+		return
+	}
+	challenge := `Bearer realm="sqin"`
+	if oe.Code != "" {
+		challenge += `, error="` + oe.Code + `"`
+		if oe.Description != "" {
+			challenge += `, error_description="` + oe.Description + `"`
+		}
+	}
+	if oe.Code == errInsufficientScope {
+		challenge += `, scope="openid"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	status := oe.status
+	if status == 0 {
+		status = statusFor(oe.Code)
+	}
+	if oe.Code == "" {
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, status, oe)
+}
+
+func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
+	if err := p.revoke(r); err != nil {
+		p.writeOAuthError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// revoke implements RFC 7009: revoking a refresh token revokes its whole
+// grant (and so the access tokens of the grant); revoking an access token
+// revokes that token. Unknown tokens and tokens of other clients are
+// answered with success and left alone.
+func (p *Provider) revoke(r *http.Request) error {
+	ctx := r.Context()
+	form, err := requireForm(r)
+	if err != nil {
+		return err
+	}
+	c, err := p.authenticateClient(r, form)
+	if err != nil {
+		return err
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		return oerr(errInvalidRequest, "token is missing")
+	}
+	if len(tok) > 8192 {
+		return nil
+	}
+	now := p.now()
+	if form.Get("token_type_hint") != "access_token" {
+		rt, err := p.st.GetRefreshToken(ctx, keys.Hash(tok))
+		if err == nil {
+			if rt.ClientID == c.ID {
+				return p.st.RevokeGrant(ctx, rt.GrantID, now)
+			}
+			return nil
+		}
+		if !errors.Is(err, sqin.ErrNotFound) {
+			return err
+		}
+	}
+	payload, err := p.keys.Verify(ctx, tok, "at+jwt", keys.ES256)
+	if err != nil {
+		return nil
+	}
+	var cl atClaims
+	if json.Unmarshal(payload, &cl) != nil || cl.ClientID != c.ID || cl.Jti == "" {
+		return nil
+	}
+	if cl.Exp <= now.Unix() {
+		return nil
+	}
+	return p.st.RevokeAccessToken(ctx, cl.Jti, time.Unix(cl.Exp, 0))
+}
+
+type introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Aud       string   `json:"aud,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	ACR       string   `json:"acr,omitempty"`
+	AMR       []string `json:"amr,omitempty"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+}
+
+func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	res, err := p.introspect(r)
+	if err != nil {
+		p.writeOAuthError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// introspect implements RFC 7662 for confidential clients. A client learns
+// about tokens of its own public body (sector) only: a pairwise sub must
+// not reach another body.
+func (p *Provider) introspect(r *http.Request) (*introspection, error) {
+	ctx := r.Context()
+	form, err := requireForm(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.authenticateClient(r, form)
+	if err != nil {
+		return nil, err
+	}
+	if c.Public() {
+		return nil, oerr(errInvalidClient, "public clients cannot introspect tokens")
+	}
+	tok := form.Get("token")
+	if tok == "" {
+		return nil, oerr(errInvalidRequest, "token is missing")
+	}
+	inactive := &introspection{Active: false}
+	sameSector := func(clientID string) bool {
+		if clientID == c.ID {
+			return true
+		}
+		other, err := p.st.GetClient(ctx, clientID)
+		return err == nil && other.SectorID() == c.SectorID()
+	}
+	if form.Get("token_type_hint") != "access_token" {
+		rt, err := p.st.GetRefreshToken(ctx, keys.Hash(tok))
+		if err == nil {
+			if rt.ClientID != c.ID || !rt.UsedAt.IsZero() || !p.now().Before(rt.ExpiresAt) {
+				return inactive, nil
+			}
+			g, err := p.st.GetGrant(ctx, rt.GrantID)
+			if err != nil || !g.RevokedAt.IsZero() {
+				return inactive, nil
+			}
+			return &introspection{Active: true, Scope: strings.Join(g.Scopes, " "), ClientID: rt.ClientID,
+				Sub: p.Subject(c, g.AccountID), Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Iss: p.cfg.Issuer,
+				TokenType: "refresh_token", ACR: g.LoA.ACR()}, nil
+		}
+		if !errors.Is(err, sqin.ErrNotFound) {
+			return nil, err
+		}
+	}
+	v, err := p.verifyAccessToken(ctx, tok)
+	if err != nil {
+		var oe *oauthError
+		if errors.As(err, &oe) {
+			return inactive, nil
+		}
+		return nil, err
+	}
+	if !sameSector(v.claims.ClientID) {
+		return inactive, nil
+	}
+	return &introspection{Active: true, Scope: v.claims.Scope, ClientID: v.claims.ClientID, Sub: v.claims.Sub,
+		Exp: v.claims.Exp, Iat: v.claims.Iat, Iss: v.claims.Iss, Aud: v.claims.Aud, TokenType: "Bearer",
+		ACR: v.claims.ACR, AMR: v.claims.AMR, AuthTime: v.claims.AuthTime}, nil
+}

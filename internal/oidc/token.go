@@ -1,0 +1,347 @@
+package oidc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/keys"
+)
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	IDToken      string `json:"id_token,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// requireForm checks a POST with an urlencoded body and returns its
+// parameters.
+func requireForm(r *http.Request) (url.Values, error) {
+	if r.Method != http.MethodPost {
+		return nil, &oauthError{Code: errInvalidRequest, Description: "use POST", status: http.StatusMethodNotAllowed}
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return nil, oerr(errInvalidRequest, "body must be application/x-www-form-urlencoded")
+	}
+	return formParams(r)
+}
+
+func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
+	if err := p.token(w, r); err != nil {
+		p.writeOAuthError(w, r, err)
+	}
+}
+
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
+	form, err := requireForm(r)
+	if err != nil {
+		return err
+	}
+	gt := form.Get("grant_type")
+	if gt == "" {
+		return oerr(errInvalidRequest, "grant_type is missing")
+	}
+	c, err := p.authenticateClient(r, form)
+	if err != nil {
+		return err
+	}
+	switch gt {
+	case sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials:
+		if !c.HasGrant(gt) {
+			return oerr(errUnauthorizedClient, "client may not use grant type "+gt)
+		}
+	default:
+		return oerr(errUnsupportedGrant, "grant type "+gt+" is not supported")
+	}
+	var resp *tokenResponse
+	switch gt {
+	case sqin.GrantAuthorizationCode:
+		resp, err = p.exchangeCode(r.Context(), c, form)
+	case sqin.GrantRefreshToken:
+		resp, err = p.refresh(r.Context(), c, form)
+	case sqin.GrantClientCredentials:
+		resp, err = p.clientCredentials(r.Context(), c, form)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// authenticateClient applies the client's registered method (RFC 6749
+// 2.3.1): HTTP Basic with url-encoded credentials, client_secret_post, or
+// none for public clients. Exactly one method per request.
+func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*sqin.Client, error) {
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	if hasBasic {
+		var err1, err2 error
+		basicID, err1 = url.QueryUnescape(basicID)
+		basicSecret, err2 = url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return nil, oerr(errInvalidClient, "malformed client credentials")
+		}
+	}
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	var id, secret, method string
+	switch {
+	case hasBasic && formSecret != "":
+		return nil, oerr(errInvalidRequest, "use one client authentication method")
+	case hasBasic:
+		if formID != "" && formID != basicID {
+			return nil, oerr(errInvalidRequest, "client_id does not match the credentials")
+		}
+		id, secret, method = basicID, basicSecret, sqin.AuthSecretBasic
+	case formSecret != "":
+		id, secret, method = formID, formSecret, sqin.AuthSecretPost
+	case formID != "":
+		id, method = formID, sqin.AuthNone
+	default:
+		return nil, oerr(errInvalidClient, "client authentication is missing")
+	}
+	c, err := p.st.GetClient(r.Context(), id)
+	if errors.Is(err, sqin.ErrNotFound) {
+		// Same work as a real check, so timing does not tell which
+		// client identifiers exist.
+		_ = VerifySecret("sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", secret)
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != method {
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	if method != sqin.AuthNone && !VerifySecret(c.SecretHash, secret) {
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	return c, nil
+}
+
+// HashSecret returns the stored form of a client secret: client secrets
+// are generated with at least 96 bits of entropy (the CLI refuses shorter
+// ones), so a salted SHA-256 is as strong as a slow hash would be and keeps
+// the token endpoint fast.
+func HashSecret(secret string) string {
+	salt := keys.Random(16)
+	return "sha256$" + salt + "$" + secretDigest(salt, secret)
+}
+
+func secretDigest(salt, secret string) string {
+	sum := sha256.Sum256([]byte(salt + "\x00" + secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// VerifySecret checks secret against HashSecret's output in constant time.
+func VerifySecret(stored, secret string) bool {
+	parts := strings.Split(stored, "$")
+	if len(parts) != 3 || parts[0] != "sha256" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(secretDigest(parts[1], secret)), []byte(parts[2])) == 1
+}
+
+func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+	code, verifier, redirectURI := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
+	if code == "" || len(code) > 256 {
+		return nil, oerr(errInvalidRequest, "code is missing")
+	}
+	if verifier == "" {
+		return nil, oerr(errInvalidRequest, "code_verifier is required (PKCE)")
+	}
+	if !pkceVerifierRE.MatchString(verifier) {
+		return nil, oerr(errInvalidRequest, "code_verifier is malformed")
+	}
+	now := p.now().UTC()
+	var grant *sqin.Grant
+	var refresh, nonce string
+	err := p.st.ExchangeCode(ctx, keys.Hash(code), now, func(ac *sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error) {
+		if ac.ClientID != c.ID {
+			return nil, nil, oerr(errInvalidGrant, "code was issued to another client")
+		}
+		if ac.RedirectURI != redirectURI {
+			return nil, nil, oerr(errInvalidGrant, "redirect_uri does not match the authorization request")
+		}
+		sum := sha256.Sum256([]byte(verifier))
+		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(ac.CodeChallenge)) != 1 {
+			return nil, nil, oerr(errInvalidGrant, "code_verifier does not match the code_challenge")
+		}
+		nonce = ac.Nonce
+		offline := slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(sqin.GrantRefreshToken)
+		grant = &sqin.Grant{ID: ac.GrantID, ClientID: c.ID, AccountID: ac.AccountID, SessionID: ac.SessionID,
+			Scopes: ac.Scopes, Claims: ac.Claims, LoA: ac.LoA, AMR: ac.AMR, AuthTime: ac.AuthTime,
+			Offline: offline, CreatedAt: now, ExpiresAt: now.Add(p.cfg.SessionTTL)}
+		if offline {
+			grant.ExpiresAt = now.Add(p.cfg.OfflineTTL)
+		} else {
+			grant.Scopes = slices.DeleteFunc(slices.Clone(grant.Scopes), func(s string) bool { return s == "offline_access" })
+		}
+		var rt *sqin.RefreshToken
+		if c.HasGrant(sqin.GrantRefreshToken) {
+			refresh = keys.Random(32)
+			rt = &sqin.RefreshToken{Hash: keys.Hash(refresh), GrantID: grant.ID, ClientID: c.ID,
+				CreatedAt: now, ExpiresAt: grant.ExpiresAt}
+		}
+		return grant, rt, nil
+	})
+	if err != nil {
+		return nil, grantError(err, "code")
+	}
+	return p.userTokens(ctx, c, grant, nonce, refresh, grant.Scopes)
+}
+
+// grantError maps store errors on codes and refresh tokens to invalid_grant.
+func grantError(err error, what string) error {
+	var oe *oauthError
+	switch {
+	case errors.As(err, &oe):
+		return oe
+	case errors.Is(err, sqin.ErrNotFound):
+		return oerr(errInvalidGrant, what+" is invalid")
+	case errors.Is(err, sqin.ErrExpired):
+		return oerr(errInvalidGrant, what+" has expired")
+	case errors.Is(err, sqin.ErrReplay):
+		return oerr(errInvalidGrant, what+" was already used; the tokens it issued are revoked")
+	case errors.Is(err, sqin.ErrRevoked):
+		return oerr(errInvalidGrant, what+" was revoked")
+	}
+	return err
+}
+
+func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+	token := form.Get("refresh_token")
+	if token == "" || len(token) > 256 {
+		return nil, oerr(errInvalidRequest, "refresh_token is missing")
+	}
+	var scopes []string
+	if s := form.Get("scope"); s != "" {
+		scopes = dedupe(strings.Fields(s))
+	}
+	now := p.now().UTC()
+	var grant *sqin.Grant
+	next := keys.Random(32)
+	err := p.st.RotateRefreshToken(ctx, keys.Hash(token), now, func(rt *sqin.RefreshToken, g *sqin.Grant) (*sqin.RefreshToken, error) {
+		if rt.ClientID != c.ID {
+			return nil, oerr(errInvalidGrant, "refresh token was issued to another client")
+		}
+		for _, s := range scopes {
+			if !slices.Contains(g.Scopes, s) {
+				return nil, oerr(errInvalidScope, "scope "+s+" exceeds the original grant")
+			}
+		}
+		grant = g
+		return &sqin.RefreshToken{Hash: keys.Hash(next), GrantID: g.ID, ClientID: c.ID, CreatedAt: now, ExpiresAt: g.ExpiresAt}, nil
+	})
+	if err != nil {
+		return nil, grantError(err, "refresh token")
+	}
+	if scopes == nil {
+		scopes = grant.Scopes
+	}
+	return p.userTokens(ctx, c, grant, "", next, scopes)
+}
+
+// userTokens builds the access and ID tokens for a grant.
+func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, nonce, refresh string, scopes []string) (*tokenResponse, error) {
+	acct, err := p.st.GetAccount(ctx, g.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if acct.Locked {
+		_ = p.st.RevokeGrant(ctx, g.ID, p.now())
+		return nil, oerr(errInvalidGrant, "the account is locked")
+	}
+	now := p.now()
+	sub := p.Subject(c, acct.ID)
+	at, err := p.accessToken(ctx, c, sub, g.ID, scopes, g, now)
+	if err != nil {
+		return nil, err
+	}
+	idt := map[string]any{
+		"iss": p.cfg.Issuer, "sub": sub, "aud": c.ID, "azp": c.ID,
+		"iat": now.Unix(), "exp": now.Add(p.cfg.IDTokenTTL).Unix(),
+		"auth_time": g.AuthTime.Unix(), "acr": g.LoA.ACR(), "amr": g.AMR,
+	}
+	if g.SessionID != "" {
+		idt["sid"] = p.sid(g.SessionID)
+	}
+	if nonce != "" {
+		idt["nonce"] = nonce
+	}
+	if cr, _, _ := parseClaimsRequest(g.Claims); cr != nil && len(cr.IDToken) > 0 {
+		var person *sqin.Person
+		if acct.PersonID != "" {
+			if person, err = p.st.GetPerson(ctx, acct.PersonID); err != nil && !errors.Is(err, sqin.ErrNotFound) {
+				return nil, err
+			}
+		}
+		resolveClaims(idt, idTokenClaims(c, cr), acct, person)
+	}
+	alg := c.SigningAlg
+	if alg == "" {
+		alg = keys.ES256
+	}
+	idToken, err := p.keys.Sign(ctx, alg, "JWT", idt)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
+		IDToken: idToken, RefreshToken: refresh, Scope: strings.Join(scopes, " ")}, nil
+}
+
+// atClaims are an access token's claims (RFC 9068). jti is the grant
+// identifier, a dot, and a random part: the grant is what userinfo and
+// introspection check.
+type atClaims struct {
+	Iss      string   `json:"iss"`
+	Sub      string   `json:"sub"`
+	Aud      string   `json:"aud"`
+	ClientID string   `json:"client_id"`
+	Iat      int64    `json:"iat"`
+	Exp      int64    `json:"exp"`
+	Jti      string   `json:"jti"`
+	Scope    string   `json:"scope,omitempty"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	ACR      string   `json:"acr,omitempty"`
+	AMR      []string `json:"amr,omitempty"`
+}
+
+func (p *Provider) accessToken(ctx context.Context, c *sqin.Client, sub, grantID string, scopes []string, g *sqin.Grant, now time.Time) (string, error) {
+	cl := atClaims{Iss: p.cfg.Issuer, Sub: sub, Aud: p.cfg.Issuer, ClientID: c.ID, Iat: now.Unix(),
+		Exp: now.Add(p.cfg.AccessTTL).Unix(), Jti: grantID + "." + keys.Random(12), Scope: strings.Join(scopes, " ")}
+	if g != nil {
+		cl.AuthTime, cl.ACR, cl.AMR = g.AuthTime.Unix(), g.LoA.ACR(), g.AMR
+	}
+	return p.keys.Sign(ctx, keys.ES256, "at+jwt", cl)
+}
+
+func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+	if c.Public() {
+		return nil, oerr(errUnauthorizedClient, "public clients cannot use client_credentials")
+	}
+	scopes := dedupe(strings.Fields(form.Get("scope")))
+	for _, s := range scopes {
+		if s == "openid" || s == "offline_access" || !slices.Contains(c.Scopes, s) {
+			return nil, oerr(errInvalidScope, "scope "+s+" is not allowed for this client")
+		}
+	}
+	at, err := p.accessToken(ctx, c, c.ID, "", scopes, nil, p.now())
+	if err != nil {
+		return nil, err
+	}
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
+		Scope: strings.Join(scopes, " ")}, nil
+}
