@@ -23,6 +23,8 @@ type Config struct {
 	Demo       bool
 	DemoUsers  int
 	DemoRPAddr string
+	// DemoFastHash lowers the argon2id cost in the demo (default on).
+	DemoFastHash bool
 	// MasterKeyFile holds the 32-byte master key (base64) that encrypts
 	// signing keys at rest and derives the server's other secrets.
 	MasterKeyFile string
@@ -56,6 +58,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "seed synthetic registry data, demo accounts and the demo relying party")
 	fs.IntVar(&c.DemoUsers, "demo-users", 5, "number of demo accounts citoyenN@demo.sqin.test")
 	fs.StringVar(&c.DemoRPAddr, "demo-rp-addr", "127.0.0.1:8081", "listen address of the demo relying party (empty: disabled)")
+	fs.BoolVar(&c.DemoFastHash, "demo-fast-hash", true, "in the demo, use a cheap argon2id cost (--demo-fast-hash=false keeps the configured one)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "file holding the base64 32-byte master key (default DATA-DIR/master.key in demo)")
 	fs.StringVar(&c.MasterKey, "master-key", "", "base64 32-byte master key (prefer SQIN_MASTER_KEY or --master-key-file)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
