@@ -1,0 +1,11 @@
+// openid-client against sqin on PostgreSQL ($SQIN_TEST_POSTGRES, a fresh
+// schema per run). Without PostgreSQL the suite is skipped, except under CI
+// (CI set), where that is a failure.
+import { suite } from './suite.js';
+import { postgresProblem } from './harness.js';
+
+const problem = await postgresProblem();
+if (problem && process.env.CI) {
+  throw new Error(`PostgreSQL unreachable under CI: ${problem}`);
+}
+suite('postgres', { skip: problem ? `PostgreSQL unreachable: ${problem}` : false });

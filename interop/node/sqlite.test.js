@@ -1,0 +1,4 @@
+// openid-client against sqin on SQLite.
+import { suite } from './suite.js';
+
+suite('sqlite');
