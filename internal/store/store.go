@@ -64,18 +64,24 @@ type AuthRequests interface {
 // Grants stores authorization codes, grants and refresh tokens.
 type Grants interface {
 	CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error
-	// ExchangeCode redeems a code in one transaction: a missing or expired
-	// code is ErrNotFound; a code already used has its grant revoked and
-	// returns ErrReplay; otherwise the code is marked used, issue builds the
-	// grant and optional refresh token from it, and both are stored.
-	// Nothing is written when issue fails.
+	// ExchangeCode redeems a code in one transaction: a missing code is
+	// ErrNotFound; a code already used, expired or not, has its grant
+	// revoked (committed) and returns ErrReplay; an expired code is
+	// ErrExpired; otherwise the code is marked used, issue builds from it
+	// the grant (whose ID is the code's GrantID) and an optional refresh
+	// token of that grant, and both are stored. Of concurrent exchanges of
+	// one code, one at most succeeds. Nothing is written when issue fails;
+	// its error is returned as it is.
 	ExchangeCode(ctx context.Context, codeHash string, now time.Time,
 		issue func(*sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error)) error
 	// RotateRefreshToken replaces a refresh token in one transaction: a
-	// missing or expired token is ErrNotFound; a token already rotated
-	// revokes the whole grant and returns ErrReplay; a revoked or expired
-	// grant is ErrRevoked; otherwise the token is marked used and the one
-	// next returns is stored.
+	// missing token is ErrNotFound; a token already rotated, expired or
+	// not, revokes the whole grant (committed) and returns ErrReplay; an
+	// expired token is ErrExpired; a revoked or expired grant is
+	// ErrRevoked; otherwise the token is marked used and the one next
+	// returns, of the same grant, is stored. Of concurrent rotations of one
+	// token, one at most succeeds. Nothing is written when next fails; its
+	// error is returned as it is.
 	RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
 		next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error
 	// GetRefreshToken returns a refresh token even when used or expired.
