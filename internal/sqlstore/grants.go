@@ -1,0 +1,244 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/sqin/sqin"
+)
+
+const codeCols = `hash, client_id, account_id, session_id, redirect_uri, nonce, scopes, claims,
+	code_challenge, loa, amr, auth_time, grant_id, expires_at, used_at`
+
+const grantCols = `id, client_id, account_id, session_id, scopes, claims, loa, amr, auth_time, offline,
+	created_at, expires_at, revoked_at`
+
+const refreshCols = `hash, grant_id, client_id, created_at, expires_at, used_at`
+
+var (
+	qCreateCode = insertQuery("auth_codes", codeCols)
+	// qUseCode marks a usable code used: of concurrent exchanges, one
+	// updates the row and the others find it used.
+	qUseCode = newQuery(`UPDATE auth_codes SET used_at = ?
+		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		RETURNING ` + codeCols)
+	qCodeState     = newQuery(`SELECT used_at, expires_at, grant_id FROM auth_codes WHERE hash = ?`)
+	qCreateGrant   = insertQuery("grants", grantCols)
+	qGetGrant      = newQuery(`SELECT ` + grantCols + ` FROM grants WHERE id = ?`)
+	qRevokeGrant   = newQuery(`UPDATE grants SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`)
+	qCreateRefresh = insertQuery("refresh_tokens", refreshCols)
+	qGetRefresh    = newQuery(`SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`)
+	qUseRefresh    = newQuery(`UPDATE refresh_tokens SET used_at = ?
+		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		RETURNING ` + refreshCols)
+	qRefreshState = newQuery(`SELECT used_at, expires_at, grant_id FROM refresh_tokens WHERE hash = ?`)
+	qRevokeToken  = newQuery(`INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`)
+	qTokenRevoked = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)`)
+)
+
+// CreateAuthCode stores c; a taken hash is sqin.ErrConflict.
+func (db *DB) CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error {
+	const op = "sqlstore.CreateAuthCode"
+	var l lists
+	args := []any{c.Hash, c.ClientID, c.AccountID, c.SessionID, c.RedirectURI, c.Nonce, l.join(c.Scopes),
+		c.Claims, c.CodeChallenge, int64(c.LoA), l.join(c.AMR), ms(c.AuthTime), c.GrantID,
+		ms(c.ExpiresAt), ms(c.UsedAt)}
+	if l.err != nil {
+		return l.invalid(op)
+	}
+	_, err := db.write.ExecContext(ctx, db.sql(qCreateCode), args...)
+	return wrap(op, err)
+}
+
+func scanCode(s scanner) (*sqin.AuthCode, error) {
+	c := new(sqin.AuthCode)
+	err := s.Scan(&c.Hash, &c.ClientID, &c.AccountID, &c.SessionID, &c.RedirectURI, &c.Nonce, strs{&c.Scopes},
+		&c.Claims, &c.CodeChallenge, num(&c.LoA), strs{&c.AMR}, millis{&c.AuthTime}, &c.GrantID,
+		millis{&c.ExpiresAt}, millis{&c.UsedAt})
+	return c, err
+}
+
+// ExchangeCode redeems a code in one transaction. A missing code is
+// sqin.ErrNotFound; a code already used has its grant revoked (committed)
+// and returns sqin.ErrReplay, even when it has also expired; an expired one
+// is sqin.ErrExpired. Otherwise the code is marked used and passed to issue
+// (with UsedAt set), and the grant and optional refresh token it returns are
+// stored; the grant's ID must be the code's GrantID and the token's GrantID
+// the grant's. An error from issue is returned as it is, and nothing is
+// written.
+func (db *DB) ExchangeCode(ctx context.Context, codeHash string, now time.Time,
+	issue func(*sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error)) error {
+	const op = "sqlstore.ExchangeCode"
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback()
+	at := ms(now)
+	c, err := scanCode(tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at))
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.unusable(ctx, tx, op, qCodeState, codeHash, at)
+	}
+	if err != nil {
+		return wrap(op, err)
+	}
+	g, rt, err := issue(c)
+	if err != nil {
+		return err
+	}
+	if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
+		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
+	}
+	if err := db.createGrant(ctx, tx, op, g); err != nil {
+		return wrap(op, err)
+	}
+	if rt != nil {
+		if err := db.createRefresh(ctx, tx, rt); err != nil {
+			return wrap(op, err)
+		}
+	}
+	return wrap(op, tx.Commit())
+}
+
+// unusable explains why a code or refresh token could not be marked used:
+// missing, already used (then its grant is revoked and tx committed), or
+// expired.
+func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, hash string, now int64) error {
+	var usedAt, expiresAt int64
+	var grantID string
+	err := tx.QueryRowContext(ctx, db.sql(state), hash).Scan(&usedAt, &expiresAt, &grantID)
+	switch {
+	case err != nil:
+		return wrap(op, err)
+	case usedAt != 0:
+		if _, err := tx.ExecContext(ctx, db.sql(qRevokeGrant), now, grantID); err != nil {
+			return wrap(op, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return wrap(op, err)
+		}
+		return fail(op, sqin.ErrReplay, nil)
+	}
+	return fail(op, sqin.ErrExpired, nil)
+}
+
+func (db *DB) createGrant(ctx context.Context, tx *sql.Tx, op string, g *sqin.Grant) error {
+	var l lists
+	args := []any{g.ID, g.ClientID, g.AccountID, g.SessionID, l.join(g.Scopes), g.Claims, int64(g.LoA),
+		l.join(g.AMR), ms(g.AuthTime), g.Offline, ms(g.CreatedAt), ms(g.ExpiresAt), ms(g.RevokedAt)}
+	if l.err != nil {
+		return l.invalid(op)
+	}
+	_, err := tx.ExecContext(ctx, db.sql(qCreateGrant), args...)
+	return err
+}
+
+func (db *DB) createRefresh(ctx context.Context, tx *sql.Tx, t *sqin.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, db.sql(qCreateRefresh), t.Hash, t.GrantID, t.ClientID, ms(t.CreatedAt),
+		ms(t.ExpiresAt), ms(t.UsedAt))
+	return err
+}
+
+func scanGrant(s scanner) (*sqin.Grant, error) {
+	g := new(sqin.Grant)
+	err := s.Scan(&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
+		strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
+		millis{&g.RevokedAt})
+	return g, err
+}
+
+func scanRefresh(s scanner) (*sqin.RefreshToken, error) {
+	t := new(sqin.RefreshToken)
+	err := s.Scan(&t.Hash, &t.GrantID, &t.ClientID, millis{&t.CreatedAt}, millis{&t.ExpiresAt}, millis{&t.UsedAt})
+	return t, err
+}
+
+// RotateRefreshToken replaces a refresh token in one transaction. A missing
+// token is sqin.ErrNotFound; a token already rotated revokes its grant
+// (committed) and returns sqin.ErrReplay, even when it has also expired; an
+// expired token is sqin.ErrExpired; a revoked or expired grant is
+// sqin.ErrRevoked. Otherwise the token is marked used (UsedAt set when next
+// sees it) and the token next returns, of the same grant, is stored. An
+// error from next is returned as it is, and nothing is written.
+func (db *DB) RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
+	next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error {
+	const op = "sqlstore.RotateRefreshToken"
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback()
+	at := ms(now)
+	t, err := scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.unusable(ctx, tx, op, qRefreshState, tokenHash, at)
+	}
+	if err != nil {
+		return wrap(op, err)
+	}
+	g, err := scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fail(op, sqin.ErrRevoked, nil)
+	case err != nil:
+		return wrap(op, err)
+	case !g.RevokedAt.IsZero() || expired(ms(g.ExpiresAt), at):
+		return fail(op, sqin.ErrRevoked, nil)
+	}
+	nt, err := next(t, g)
+	if err != nil {
+		return err
+	}
+	if nt == nil || nt.GrantID != g.ID {
+		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "next returned no token or one of another grant"}
+	}
+	if err := db.createRefresh(ctx, tx, nt); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, tx.Commit())
+}
+
+// GetRefreshToken returns a refresh token even when used or expired.
+func (db *DB) GetRefreshToken(ctx context.Context, tokenHash string) (*sqin.RefreshToken, error) {
+	t, err := scanRefresh(db.read.QueryRowContext(ctx, db.sql(qGetRefresh), tokenHash))
+	if err != nil {
+		return nil, wrap("sqlstore.GetRefreshToken", err)
+	}
+	return t, nil
+}
+
+// GetGrant returns a grant even when revoked.
+func (db *DB) GetGrant(ctx context.Context, id string) (*sqin.Grant, error) {
+	g, err := scanGrant(db.read.QueryRowContext(ctx, db.sql(qGetGrant), id))
+	if err != nil {
+		return nil, wrap("sqlstore.GetGrant", err)
+	}
+	return g, nil
+}
+
+// RevokeGrant revokes the grant; one already revoked keeps its first
+// RevokedAt, a missing one is sqin.ErrNotFound.
+func (db *DB) RevokeGrant(ctx context.Context, id string, now time.Time) error {
+	const op = "sqlstore.RevokeGrant"
+	ok, err := db.exec(ctx, qRevokeGrant, ms(now), id)
+	if err == nil && !ok {
+		return fail(op, sqin.ErrNotFound, nil)
+	}
+	return wrap(op, err)
+}
+
+// RevokeAccessToken records a revoked access token identifier until
+// expiresAt (zero: for ever); revoking it again changes nothing.
+func (db *DB) RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error {
+	_, err := db.exec(ctx, qRevokeToken, jti, ms(expiresAt))
+	return wrap("sqlstore.RevokeAccessToken", err)
+}
+
+// AccessTokenRevoked reports whether jti was revoked (and not pruned since).
+func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var revoked bool
+	err := db.read.QueryRowContext(ctx, db.sql(qTokenRevoked), jti).Scan(&revoked)
+	return revoked, wrap("sqlstore.AccessTokenRevoked", err)
+}
