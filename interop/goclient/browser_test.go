@@ -103,6 +103,7 @@ type navOpts struct {
 // showed instead.
 func (b *browser) navigate(start, until string, o navOpts) (*url.URL, error) {
 	method, next, data := http.MethodGet, start, url.Values(nil)
+	loginPosted := false
 	for hop := 0; hop < 20; hop++ {
 		p, err := b.do(method, next, data)
 		if err != nil {
@@ -129,6 +130,10 @@ func (b *browser) navigate(start, until string, o navOpts) (*url.URL, error) {
 			if o.Username == "" {
 				return nil, fmt.Errorf("login page shown but no credentials given (trail:\n  %s)\n%s", b.recent(), p)
 			}
+			if loginPosted {
+				return nil, fmt.Errorf("sign-in of %s refused: the login page came back (trail:\n  %s)\n%s", o.Username, b.recent(), p)
+			}
+			loginPosted = true
 			if o.SawLogin != nil {
 				*o.SawLogin = true
 			}

@@ -126,6 +126,7 @@ export class Browser {
    */
   async navigate(start, until, opts = {}) {
     let next = { url: String(start), method: 'GET', form: undefined };
+    let loginPosted = false;
     for (let hop = 0; hop < MAX_HOPS; hop++) {
       const { res, text, url } = await this.request(next.url, next);
       if (res.status >= 300 && res.status < 400) {
@@ -145,6 +146,8 @@ export class Browser {
       const logout = forms.find((f) => f.method === 'post' && new URL(f.action, url).pathname === '/logout');
       if (login) {
         if (!opts.username) throw new BrowserError('login page shown but no credentials given', res, text);
+        if (loginPosted) throw new BrowserError(`sign-in of ${opts.username} refused: the login page came back (trail: ${this.trail.slice(-6).join(' | ')})`, res, text);
+        loginPosted = true;
         if (opts.loginSeen) opts.loginSeen();
         const data = login.fields.filter(([k]) => k !== 'username' && k !== 'password');
         data.push(['username', opts.username], ['password', opts.password]);
