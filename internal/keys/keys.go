@@ -333,7 +333,16 @@ func (m *Manager) Verify(ctx context.Context, token, typ string, algs ...string)
 			return nil, ErrMalformed
 		}
 	}
-	l := m.current(ctx).byKID[h.KeyID]
+	set := m.current(ctx)
+	l := set.byKID[h.KeyID]
+	if l == nil && m.now().Sub(set.at) > time.Second && m.mu.TryLock() {
+		// Another instance may have rotated: look again, at most once a
+		// second so that unknown kids cannot hammer the database.
+		m.mu.Unlock()
+		if m.Reload(ctx) == nil {
+			l = m.set.Load().byKID[h.KeyID]
+		}
+	}
 	if l == nil {
 		return nil, ErrSignature
 	}

@@ -29,7 +29,6 @@ type discoveryDoc struct {
 	GrantTypesSupported               []string `json:"grant_types_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
-	UserinfoSigningAlgValuesSupported []string `json:"userinfo_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -64,7 +63,6 @@ func (p *Provider) discoveryDoc() discoveryDoc {
 		GrantTypesSupported:               []string{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials},
 		SubjectTypesSupported:             []string{"pairwise"},
 		IDTokenSigningAlgValuesSupported:  keys.SupportedAlgs,
-		UserinfoSigningAlgValuesSupported: []string{},
 		TokenEndpointAuthMethodsSupported: authMethods,
 		RevocationAuthMethodsSupported:    authMethods,
 		IntrospectionAuthMethodsSupported: authMethods[:2],
