@@ -560,3 +560,44 @@ func TestConsentPageListsClaims(t *testing.T) {
 		t.Errorf("CSP: %q", csp)
 	}
 }
+
+func TestConsentWithdrawal(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	tok := e.signIn(b, nil)
+	resp, page := b.get("/consents")
+	if resp.StatusCode != 200 || !strings.Contains(page, "Service de test") || !strings.Contains(page, "Votre adresse courriel") {
+		t.Fatalf("consents page: %d\n%s", resp.StatusCode, page)
+	}
+	form := hiddenInputs(page)
+	if form.Get("client_id") != "rp" {
+		t.Fatalf("withdraw form: %v", form)
+	}
+	resp, _ = b.post("/consents", form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("withdraw: %d", resp.StatusCode)
+	}
+	_, page = b.get(resp.Header.Get("Location"))
+	if !strings.Contains(page, "est retiré") || strings.Contains(page, `name="client_id"`) {
+		t.Fatalf("after withdrawal:\n%s", page)
+	}
+	// The service's tokens stop working at once…
+	s, r, _ := e.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}, nil)
+	if s != 400 || r["error"] != "invalid_grant" {
+		t.Fatalf("refresh after withdrawal: %d %v", s, r)
+	}
+	// …and the next authorization asks again.
+	u, _ := e.authorizeURL(nil)
+	resp, _ = b.get(u)
+	if !strings.HasPrefix(resp.Header.Get("Location"), "/consent?") {
+		t.Fatalf("next authorization: %q", resp.Header.Get("Location"))
+	}
+	// Without a session the page sends to sign-in; a forged form is refused.
+	if resp, _ := e.browser().get("/consents"); resp.Header.Get("Location") != "/login" {
+		t.Fatalf("anonymous: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	form.Set("csrf", "forged")
+	if resp, _ := b.post("/consents", form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("forged: %d", resp.StatusCode)
+	}
+}

@@ -123,6 +123,7 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.Handle("/consent", page(p.handleConsent))
 	mux.Handle("/logout", page(p.handleLogout))
 	mux.Handle("GET /{$}", page(p.HandleHome))
+	mux.Handle("/consents", page(p.handleConsents))
 }
 
 // derive returns an HMAC-SHA256 subkey of key for purpose.
