@@ -63,12 +63,9 @@ func (a *app) seedDemo(ctx context.Context) error {
 
 var errEnough = errors.New("enough")
 
-// startDemo seeds the demo data, registers and starts the demo relying
-// party, and prints what a newcomer needs.
+// startDemo registers and starts the demo relying party and prints what a
+// newcomer needs.
 func (a *app) startDemo(ctx context.Context, stdout io.Writer, errc chan<- error) (*http.Server, error) {
-	if err := a.seedDemo(ctx); err != nil {
-		return nil, err
-	}
 	var rpSrv *http.Server
 	rpURL := ""
 	if a.cfg.DemoRPAddr != "" {

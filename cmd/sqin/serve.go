@@ -235,6 +235,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	defer a.db.Close()
 
+	// Demo data is in place before the server answers /readyz.
+	if cfg.Demo {
+		if err := a.seedDemo(ctx); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
