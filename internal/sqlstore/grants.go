@@ -24,7 +24,7 @@ var (
 	qUseCode = newQuery(`UPDATE auth_codes SET used_at = ?
 		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
 		RETURNING ` + codeCols)
-	qCodeState     = newQuery(`SELECT used_at, expires_at, grant_id FROM auth_codes WHERE hash = ?`)
+	qCodeState     = newQuery(`SELECT used_at, grant_id FROM auth_codes WHERE hash = ?`)
 	qCreateGrant   = insertQuery("grants", grantCols)
 	qGetGrant      = newQuery(`SELECT ` + grantCols + ` FROM grants WHERE id = ?`)
 	qRevokeGrant   = newQuery(`UPDATE grants SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END WHERE id = ?`)
@@ -33,7 +33,7 @@ var (
 	qUseRefresh    = newQuery(`UPDATE refresh_tokens SET used_at = ?
 		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
 		RETURNING ` + refreshCols)
-	qRefreshState = newQuery(`SELECT used_at, expires_at, grant_id FROM refresh_tokens WHERE hash = ?`)
+	qRefreshState = newQuery(`SELECT used_at, grant_id FROM refresh_tokens WHERE hash = ?`)
 	qRevokeToken  = newQuery(`INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`)
 	qTokenRevoked = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)`)
 )
@@ -104,11 +104,11 @@ func (db *DB) ExchangeCode(ctx context.Context, codeHash string, now time.Time,
 
 // unusable explains why a code or refresh token could not be marked used:
 // missing, already used (then its grant is revoked and tx committed), or
-// expired.
+// else expired.
 func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, hash string, now int64) error {
-	var usedAt, expiresAt int64
+	var usedAt int64
 	var grantID string
-	err := tx.QueryRowContext(ctx, db.sql(state), hash).Scan(&usedAt, &expiresAt, &grantID)
+	err := tx.QueryRowContext(ctx, db.sql(state), hash).Scan(&usedAt, &grantID)
 	switch {
 	case err != nil:
 		return wrap(op, err)

@@ -51,14 +51,15 @@ const (
 	Postgres = "postgres"
 )
 
-// DB is the SQL store. It is safe for concurrent use.
+// DB implements store.Store on SQLite or PostgreSQL. It is safe for
+// concurrent use.
 type DB struct {
 	dialect string
 	read    *sql.DB // queries that only read
 	write   *sql.DB // writes and transactions; the same pool as read on PostgreSQL
 }
 
-// Open connects to the database named by url and checks that it answers.
+// Open connects to the database named by rawURL and checks that it answers.
 // It does not create the schema: call Migrate for that.
 //
 // Accepted forms:
@@ -71,19 +72,19 @@ type DB struct {
 // The parent directory of a SQLite file is created if missing. A PostgreSQL
 // URL takes every pgx parameter (search_path and other server settings
 // included) and pool_max_conns, the size of the connection pool.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, rawURL string) (*DB, error) {
 	const op = "sqlstore.Open"
 	var (
 		db  *DB
 		err error
 	)
 	switch {
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		db, err = openPostgres(url)
-	case url == "sqlite::memory:":
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		db, err = openPostgres(rawURL)
+	case rawURL == "sqlite::memory:":
 		db, err = openSQLite("")
-	case strings.HasPrefix(url, "sqlite://") && len(url) > len("sqlite://"):
-		db, err = openSQLite(strings.TrimPrefix(url, "sqlite://"))
+	case strings.HasPrefix(rawURL, "sqlite://") && len(rawURL) > len("sqlite://"):
+		db, err = openSQLite(strings.TrimPrefix(rawURL, "sqlite://"))
 	default:
 		return nil, &sqin.Error{Code: sqin.EInvalid, Op: op,
 			Message: "database URL must be sqlite:///path/file.db, sqlite://relative/file.db or postgres://…"}
