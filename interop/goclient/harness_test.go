@@ -317,7 +317,13 @@ type ClientSpec struct {
 // CreateClient registers c with the CLI and returns what it printed.
 func (s *Server) CreateClient(t testing.TB, c ClientSpec) map[string]any {
 	t.Helper()
-	args := []string{"client", "create", "--db", s.DB.url, "--id", c.ID}
+	return s.DB.CreateClient(t, c)
+}
+
+// CreateClient registers c with the CLI, whether a server runs or not.
+func (d *database) CreateClient(t testing.TB, c ClientSpec) map[string]any {
+	t.Helper()
+	args := []string{"client", "create", "--db", d.url, "--id", c.ID}
 	if c.Secret != "" {
 		args = append(args, "--secret", c.Secret)
 	}
@@ -344,7 +350,7 @@ func (s *Server) CreateClient(t testing.TB, c ClientSpec) map[string]any {
 	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(sqinBin, args...)
-	cmd.Dir = s.DB.dir
+	cmd.Dir = d.dir
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("sqin %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, stdout.String(), stderr.String())

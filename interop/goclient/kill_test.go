@@ -236,7 +236,7 @@ func TestKillAndRestart(t *testing.T) {
 			}
 
 			if err := srv.Stop(); err != nil {
-				t.Errorf("graceful stop after restart: %v", err)
+				t.Errorf("graceful stop after restart: %v\nserver log:\n%s", err, srv.LogTail(5))
 			}
 			if db.file != "" {
 				checkSQLite(t, db.file)
