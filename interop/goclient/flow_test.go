@@ -363,3 +363,42 @@ func trunc(s string) string {
 	}
 	return s
 }
+
+// TestTokenResponseHeaders checks what RFC 6749 §5.1 and RFC 6750 §3 ask
+// of the HTTP layer, which the client libraries do not look at.
+func TestTokenResponseHeaders(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Server) {
+		r := newRP(t, s, confidential("go-headers", "client_secret_basic"))
+		a := r.authURL(nil)
+		code := r.checkCallback(t, a, r.callback(t, a, newBrowser(), navOpts{Username: demoUser(2), Password: demoPassword}))
+		v := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {rpRedirect}, "code_verifier": {a.Verifier}}
+		req, _ := http.NewRequest(http.MethodPost, r.provider.Endpoint().TokenURL, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(r.spec.ID, r.spec.Secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := readAll(resp)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token: %d %s", resp.StatusCode, body)
+		}
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+			t.Errorf("token response Cache-Control %q, want no-store (RFC 6749 §5.1)", cc)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("token response Content-Type %q, want application/json", ct)
+		}
+
+		// Userinfo without a token: 401 with a Bearer challenge.
+		resp, err = http.Get(r.provider.UserInfoEndpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = readAll(resp)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("userinfo without a token: %d WWW-Authenticate %q %s; want 401 with a Bearer challenge (RFC 6750 §3)",
+				resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	})
+}
