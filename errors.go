@@ -53,18 +53,33 @@ func ErrorCode(err error) string {
 	if err == nil {
 		return ""
 	}
-	var e *Error
-	if errors.As(err, &e) && e.Code != "" {
-		return e.Code
+	for e := range errorChain(err) {
+		if e.Code != "" {
+			return e.Code
+		}
 	}
 	return EInternal
 }
 
+// errorChain yields every *Error in err's chain, outermost first.
+func errorChain(err error) func(func(*Error) bool) {
+	return func(yield func(*Error) bool) {
+		for err != nil {
+			var e *Error
+			if !errors.As(err, &e) || !yield(e) {
+				return
+			}
+			err = e.Err
+		}
+	}
+}
+
 // ErrorMessage returns the safe message of the first Error in err's chain.
 func ErrorMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) && e.Message != "" {
-		return e.Message
+	for e := range errorChain(err) {
+		if e.Message != "" {
+			return e.Message
+		}
 	}
 	return "internal error"
 }
