@@ -72,9 +72,26 @@ type Client struct {
 	SigningAlg             string   // ID token signing algorithm: ES256 (default), RS256, PS256
 	MinLoA                 LoA
 	Sector                 string // public body whose clients share one pairwise sub; empty = own sector
-	JWKS                   []byte // registered public keys (private_key_jwt), JSON
+	JWKS                   []byte // registered public keys (private_key_jwt, JAR), JSON
+	JWKSURI                string // or where to fetch them
+	RequirePAR             bool   // authorization requests only through PAR
+	RequireDPoP            bool   // tokens only sender-constrained with DPoP
+	Profile                string // "" or ProfileFAPI2: no weaker option accepted
+	SubjectType            string // SubjectPairwise (default) or SubjectPublic
+	BackchannelLogoutURI   string
+	FrontchannelLogoutURI  string
 	CreatedAt              time.Time
 }
+
+// Client security profiles and subject types.
+const (
+	ProfileFAPI2    = "fapi2"
+	SubjectPairwise = "pairwise"
+	SubjectPublic   = "public"
+)
+
+// FAPI2 reports whether the client follows the FAPI 2.0 Security Profile.
+func (c *Client) FAPI2() bool { return c.Profile == ProfileFAPI2 }
 
 // Public reports whether the client has no credentials of its own.
 func (c *Client) Public() bool { return c.AuthMethod == AuthNone }
@@ -160,6 +177,8 @@ type AuthRequest struct {
 	UILocale      string
 	ACRValues     []string
 	ResponseMode  string
+	DPoPJKT       string // thumbprint the code is bound to (dpop_jkt or the PAR request's proof)
+	Pushed        bool   // came through the PAR endpoint
 	SessionID     string // set once the user is signed in
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
@@ -180,6 +199,7 @@ type AuthCode struct {
 	AMR           []string
 	AuthTime      time.Time
 	GrantID       string // grant that the exchange creates; revoked on replay
+	DPoPJKT       string // the exchange must prove this key
 	ExpiresAt     time.Time
 	UsedAt        time.Time // zero until exchanged
 }
@@ -197,6 +217,7 @@ type Grant struct {
 	AMR       []string
 	AuthTime  time.Time
 	Offline   bool
+	DPoPJKT   string // refresh tokens of the grant are bound to this key (RFC 9449 5)
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time

@@ -10,7 +10,8 @@ import (
 )
 
 const clientCols = `id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types,
-	scopes, claims, auth_method, signing_alg, min_loa, sector, jwks, created_at`
+	scopes, claims, auth_method, signing_alg, min_loa, sector, jwks, created_at, jwks_uri, require_par,
+	require_dpop, profile, subject_type, backchannel_logout_uri, frontchannel_logout_uri`
 
 var (
 	qCreateClient        = insertQuery("clients", clientCols)
@@ -27,7 +28,8 @@ func (db *DB) CreateClient(ctx context.Context, c *sqin.Client) error {
 	var l lists
 	args := []any{c.ID, c.SecretHash, c.Name, l.join(c.RedirectURIs), l.join(c.PostLogoutRedirectURIs),
 		l.join(c.GrantTypes), l.join(c.Scopes), l.join(c.Claims), c.AuthMethod, c.SigningAlg,
-		int64(c.MinLoA), c.Sector, blob(c.JWKS), ms(c.CreatedAt)}
+		int64(c.MinLoA), c.Sector, blob(c.JWKS), ms(c.CreatedAt), c.JWKSURI, c.RequirePAR, c.RequireDPoP,
+		c.Profile, c.SubjectType, c.BackchannelLogoutURI, c.FrontchannelLogoutURI}
 	if l.err != nil {
 		return l.invalid(op)
 	}
@@ -39,7 +41,8 @@ func scanClient(s scanner) (*sqin.Client, error) {
 	c := new(sqin.Client)
 	err := s.Scan(&c.ID, &c.SecretHash, &c.Name, strs{&c.RedirectURIs}, strs{&c.PostLogoutRedirectURIs},
 		strs{&c.GrantTypes}, strs{&c.Scopes}, strs{&c.Claims}, &c.AuthMethod, &c.SigningAlg,
-		num(&c.MinLoA), &c.Sector, &c.JWKS, millis{&c.CreatedAt})
+		num(&c.MinLoA), &c.Sector, &c.JWKS, millis{&c.CreatedAt}, &c.JWKSURI, &c.RequirePAR, &c.RequireDPoP,
+		&c.Profile, &c.SubjectType, &c.BackchannelLogoutURI, &c.FrontchannelLogoutURI)
 	return c, err
 }
 

@@ -10,10 +10,10 @@ import (
 )
 
 const codeCols = `hash, client_id, account_id, session_id, redirect_uri, nonce, scopes, claims,
-	code_challenge, loa, amr, auth_time, grant_id, expires_at, used_at`
+	code_challenge, loa, amr, auth_time, grant_id, expires_at, used_at, dpop_jkt`
 
 const grantCols = `id, client_id, account_id, session_id, scopes, claims, loa, amr, auth_time, offline,
-	created_at, expires_at, revoked_at`
+	created_at, expires_at, revoked_at, dpop_jkt`
 
 const refreshCols = `hash, grant_id, client_id, created_at, expires_at, used_at`
 
@@ -44,7 +44,7 @@ func (db *DB) CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error {
 	var l lists
 	args := []any{c.Hash, c.ClientID, c.AccountID, c.SessionID, c.RedirectURI, c.Nonce, l.join(c.Scopes),
 		c.Claims, c.CodeChallenge, int64(c.LoA), l.join(c.AMR), ms(c.AuthTime), c.GrantID,
-		ms(c.ExpiresAt), ms(c.UsedAt)}
+		ms(c.ExpiresAt), ms(c.UsedAt), c.DPoPJKT}
 	if l.err != nil {
 		return l.invalid(op)
 	}
@@ -56,7 +56,7 @@ func scanCode(s scanner) (*sqin.AuthCode, error) {
 	c := new(sqin.AuthCode)
 	err := s.Scan(&c.Hash, &c.ClientID, &c.AccountID, &c.SessionID, &c.RedirectURI, &c.Nonce, strs{&c.Scopes},
 		&c.Claims, &c.CodeChallenge, num(&c.LoA), strs{&c.AMR}, millis{&c.AuthTime}, &c.GrantID,
-		millis{&c.ExpiresAt}, millis{&c.UsedAt})
+		millis{&c.ExpiresAt}, millis{&c.UsedAt}, &c.DPoPJKT)
 	return c, err
 }
 
@@ -127,7 +127,7 @@ func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, 
 func (db *DB) createGrant(ctx context.Context, tx *sql.Tx, op string, g *sqin.Grant) error {
 	var l lists
 	args := []any{g.ID, g.ClientID, g.AccountID, g.SessionID, l.join(g.Scopes), g.Claims, int64(g.LoA),
-		l.join(g.AMR), ms(g.AuthTime), g.Offline, ms(g.CreatedAt), ms(g.ExpiresAt), ms(g.RevokedAt)}
+		l.join(g.AMR), ms(g.AuthTime), g.Offline, ms(g.CreatedAt), ms(g.ExpiresAt), ms(g.RevokedAt), g.DPoPJKT}
 	if l.err != nil {
 		return l.invalid(op)
 	}
@@ -145,7 +145,7 @@ func scanGrant(s scanner) (*sqin.Grant, error) {
 	g := new(sqin.Grant)
 	err := s.Scan(&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
 		strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
-		millis{&g.RevokedAt})
+		millis{&g.RevokedAt}, &g.DPoPJKT)
 	return g, err
 }
 

@@ -12,6 +12,7 @@ var qPrune = []query{
 	newQuery(`DELETE FROM auth_requests WHERE expires_at BETWEEN 1 AND ?`),
 	newQuery(`DELETE FROM sessions WHERE expires_at BETWEEN 1 AND ?`),
 	newQuery(`DELETE FROM revoked_tokens WHERE expires_at BETWEEN 1 AND ?`),
+	newQuery(`DELETE FROM used_once WHERE expires_at BETWEEN 1 AND ?`),
 	newQuery(`DELETE FROM rate_limits WHERE expires_at <= ?`),
 	newQuery(`DELETE FROM refresh_tokens WHERE expires_at BETWEEN 1 AND ?`),
 	newQuery(`DELETE FROM refresh_tokens WHERE grant_id IN (SELECT id FROM grants WHERE expires_at BETWEEN 1 AND ?)`),

@@ -58,7 +58,7 @@ func (db *DB) DeleteSession(ctx context.Context, id string, now time.Time) error
 }
 
 const authRequestCols = `id, client_id, redirect_uri, state, nonce, scopes, claims, code_challenge, prompt,
-	max_age, login_hint, ui_locale, acr_values, response_mode, session_id, created_at, expires_at`
+	max_age, login_hint, ui_locale, acr_values, response_mode, session_id, created_at, expires_at, dpop_jkt, pushed`
 
 var (
 	qCreateAuthRequest = insertQuery("auth_requests", authRequestCols)
@@ -74,7 +74,7 @@ func (db *DB) CreateAuthRequest(ctx context.Context, r *sqin.AuthRequest) error 
 	var l lists
 	args := []any{r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, l.join(r.Scopes), r.Claims,
 		r.CodeChallenge, l.join(r.Prompt), int64(r.MaxAge), r.LoginHint, r.UILocale, l.join(r.ACRValues),
-		r.ResponseMode, r.SessionID, ms(r.CreatedAt), ms(r.ExpiresAt)}
+		r.ResponseMode, r.SessionID, ms(r.CreatedAt), ms(r.ExpiresAt), r.DPoPJKT, r.Pushed}
 	if l.err != nil {
 		return l.invalid(op)
 	}
@@ -88,7 +88,7 @@ func (db *DB) GetAuthRequest(ctx context.Context, id string, now time.Time) (*sq
 	err := db.read.QueryRowContext(ctx, db.sql(qGetAuthRequest), id, ms(now)).Scan(&r.ID, &r.ClientID,
 		&r.RedirectURI, &r.State, &r.Nonce, strs{&r.Scopes}, &r.Claims, &r.CodeChallenge, strs{&r.Prompt},
 		num(&r.MaxAge), &r.LoginHint, &r.UILocale, strs{&r.ACRValues}, &r.ResponseMode, &r.SessionID,
-		millis{&r.CreatedAt}, millis{&r.ExpiresAt})
+		millis{&r.CreatedAt}, millis{&r.ExpiresAt}, &r.DPoPJKT, &r.Pushed)
 	if err != nil {
 		return nil, wrap("sqlstore.GetAuthRequest", err)
 	}

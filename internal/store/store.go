@@ -127,6 +127,22 @@ type RateLimits interface {
 	Reset(ctx context.Context, key string) error
 }
 
+// Replays remembers identifiers that may be used only once (client
+// assertion and DPoP proof jti), across every server instance.
+type Replays interface {
+	// UseOnce records key until expiresAt; a key already recorded and not
+	// expired at now is sqin.ErrReplay.
+	UseOnce(ctx context.Context, key string, expiresAt, now time.Time) error
+}
+
+// Subjects keeps the sub a public body knew a citizen by before SQIN
+// (migration from a legacy service), which wins over the pairwise one.
+type Subjects interface {
+	SetLegacySubject(ctx context.Context, sector, accountID, sub string) error
+	// GetLegacySubject returns sqin.ErrNotFound when there is none.
+	GetLegacySubject(ctx context.Context, sector, accountID string) (string, error)
+}
+
 // Store is every concern together, as one backend provides them.
 type Store interface {
 	Clients
@@ -138,6 +154,8 @@ type Store interface {
 	Consents
 	Keys
 	RateLimits
+	Replays
+	Subjects
 	Ping(ctx context.Context) error
 	Close() error
 }

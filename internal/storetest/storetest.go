@@ -44,6 +44,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"RateLimits", testRateLimits},
 		{"RateLimitsConcurrent", testRateLimitsConcurrent},
+		{"UseOnce", testUseOnce},
+		{"UseOnceConcurrent", testUseOnceConcurrent},
+		{"LegacySubjects", testLegacySubjects},
 		{"Ping", func(t *testing.T, s store.Store) { ok(t, s.Ping(t.Context())) }},
 	}
 	for _, tc := range tests {
@@ -176,6 +179,13 @@ func fullClient(id string) *sqin.Client {
 		MinLoA:                 sqin.LoA2,
 		Sector:                 "ministere-education",
 		JWKS:                   []byte(`{"keys":[{"kty":"EC","crv":"P-256"}]}`),
+		JWKSURI:                "https://rp.example/jwks.json",
+		RequirePAR:             true,
+		RequireDPoP:            true,
+		Profile:                sqin.ProfileFAPI2,
+		SubjectType:            sqin.SubjectPublic,
+		BackchannelLogoutURI:   "https://rp.example/backchannel",
+		FrontchannelLogoutURI:  "https://rp.example/frontchannel",
 		CreatedAt:              t0.Add(-time.Hour),
 	}
 }
@@ -336,7 +346,7 @@ func testAuthRequests(t *testing.T, s store.Store) {
 		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", Prompt: []string{"login", "consent"},
 		MaxAge: -1, LoginHint: "marie-ève@exemple.québec", UILocale: "fr-CA",
 		ACRValues: []string{"urn:sqin:loa:2", "urn:sqin:loa:3"}, ResponseMode: "form_post",
-		CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
+		DPoPJKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", Pushed: true, CreatedAt: t0, ExpiresAt: t0.Add(10 * time.Minute)}
 	empty := &sqin.AuthRequest{ID: "req-2", ExpiresAt: t0.Add(time.Minute)}
 	for _, r := range []*sqin.AuthRequest{full, empty} {
 		ok(t, s.CreateAuthRequest(ctx, r))
@@ -372,14 +382,14 @@ func authCode(hash, grantID, clientID, sessionID string) *sqin.AuthCode {
 		RedirectURI: "https://rp.example/cb", Nonce: "nonce", Scopes: []string{"openid", "offline_access"},
 		Claims: `{"id_token":{"acr":{"values":["urn:sqin:loa:2"]}}}`, CodeChallenge: "challenge",
 		LoA: sqin.LoA2, AMR: []string{"pwd"}, AuthTime: t0.Add(-time.Minute), GrantID: grantID,
-		ExpiresAt: t0.Add(time.Minute)}
+		DPoPJKT: "jkt-" + grantID, ExpiresAt: t0.Add(time.Minute)}
 }
 
 // issue builds the grant and refresh token for c, as the token endpoint does.
 func issue(c *sqin.AuthCode, offline bool, refresh string) (*sqin.Grant, *sqin.RefreshToken) {
 	g := &sqin.Grant{ID: c.GrantID, ClientID: c.ClientID, AccountID: c.AccountID, SessionID: c.SessionID,
 		Scopes: c.Scopes, Claims: c.Claims, LoA: c.LoA, AMR: c.AMR, AuthTime: c.AuthTime, Offline: offline,
-		CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+		DPoPJKT: c.DPoPJKT, CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
 	if refresh == "" {
 		return g, nil
 	}
@@ -920,4 +930,53 @@ func testRateLimitsConcurrent(t *testing.T, s store.Store) {
 	if c != n {
 		t.Fatalf("Count = %d, want %d", c, n)
 	}
+}
+
+func testUseOnce(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ok(t, s.UseOnce(ctx, "jti:a", t0.Add(time.Minute), t0))
+	isErr(t, s.UseOnce(ctx, "jti:a", t0.Add(time.Minute), t0.Add(30*time.Second)), sqin.ErrReplay)
+	ok(t, s.UseOnce(ctx, "jti:b", t0.Add(time.Minute), t0))
+	// Once expired, the key no longer blocks (the proof it guarded is
+	// refused on its own age by then).
+	ok(t, s.UseOnce(ctx, "jti:a", t0.Add(3*time.Minute), t0.Add(2*time.Minute)))
+	isErr(t, s.UseOnce(ctx, "jti:a", t0.Add(3*time.Minute), t0.Add(2*time.Minute)), sqin.ErrReplay)
+}
+
+func testUseOnceConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 16
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- s.UseOnce(ctx, "jti:race", t0.Add(time.Minute), t0) }()
+	}
+	wins := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			wins++
+		} else {
+			isErr(t, err, sqin.ErrReplay)
+		}
+	}
+	if wins != 1 {
+		t.Fatalf("%d of %d concurrent uses succeeded, want 1", wins, n)
+	}
+}
+
+func testLegacySubjects(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	_, err := s.GetLegacySubject(ctx, "saaq", "acct-1")
+	isErr(t, err, sqin.ErrNotFound)
+	ok(t, s.SetLegacySubject(ctx, "saaq", "acct-1", "legacy-123"))
+	got, err := s.GetLegacySubject(ctx, "saaq", "acct-1")
+	ok(t, err)
+	if got != "legacy-123" {
+		t.Fatalf("legacy sub = %q", got)
+	}
+	isErr(t, s.SetLegacySubject(ctx, "saaq", "acct-1", "other"), sqin.ErrConflict)
+	isErr(t, s.SetLegacySubject(ctx, "saaq", "acct-2", "legacy-123"), sqin.ErrConflict)
+	ok(t, s.SetLegacySubject(ctx, "ramq", "acct-2", "legacy-123"))
+	_, err = s.GetLegacySubject(ctx, "ramq", "acct-1")
+	isErr(t, err, sqin.ErrNotFound)
 }
