@@ -186,7 +186,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 		Issuer: cfg.Issuer, CodeTTL: cfg.CodeTTL, AccessTTL: cfg.AccessTTL, IDTokenTTL: cfg.IDTokenTTL,
 		SessionTTL: cfg.SessionTTL, OfflineTTL: cfg.OfflineTTL, LoginWindow: cfg.LoginWindow,
 		LoginPerAccount: cfg.LoginPerAccount, LoginPerAddress: cfg.LoginPerAddress,
-		SubjectKey: derive(master, "pairwise-subject"),
+		SubjectKey: derive(master, "pairwise-subject"), DPoPNonce: cfg.DPoPNonce, RequirePAR: cfg.RequirePAR,
 	}, db, a.keys, a.hasher, rd, log)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,9 @@ type Config struct {
 	LoginWindow     time.Duration
 
 	ShutdownTimeout time.Duration
+
+	DPoPNonce  bool
+	RequirePAR bool
 }
 
 // Bind registers the serve settings on fs with their defaults.
@@ -74,6 +77,8 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.LoginPerAccount, "login-limit-account", 5, "failed sign-ins per account per window")
 	fs.IntVar(&c.LoginPerAddress, "login-limit-address", 50, "failed sign-ins per network address per window")
 	fs.DurationVar(&c.LoginWindow, "login-window", 15*time.Minute, "sliding window of the sign-in limits")
+	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", true, "require server-provided nonces in DPoP proofs (RFC 9449 8, 9)")
+	fs.BoolVar(&c.RequirePAR, "require-par", false, "every client must use pushed authorization requests (RFC 9126)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get to finish on SIGTERM")
 }
 

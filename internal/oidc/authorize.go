@@ -40,18 +40,9 @@ type authzFailure struct {
 // parseAuthorize validates an authorization request (OIDC Core 3.1.2.1,
 // RFC 9700): client and redirect URI first, then everything else.
 func (p *Provider) parseAuthorize(r *http.Request, q url.Values) (*sqin.AuthRequest, *sqin.Client, *authzFailure) {
-	ctx := r.Context()
-	clientID := q.Get("client_id")
-	if clientID == "" {
-		return nil, nil, &authzFailure{oauthError: oerr(errInvalidRequest, "client_id is missing"), page: "error.client_missing"}
-	}
-	c, err := p.st.GetClient(ctx, clientID)
-	if err != nil {
-		if !errors.Is(err, sqin.ErrNotFound) {
-			p.logErr(ctx, "oidc: get client", err)
-			return nil, nil, &authzFailure{oauthError: oerr(errServerError, ""), page: "error.internal"}
-		}
-		return nil, nil, &authzFailure{oauthError: oerr(errInvalidRequest, "unknown client"), page: "error.client_unknown"}
+	c, f := p.lookupClient(r, q.Get("client_id"))
+	if f != nil {
+		return nil, nil, f
 	}
 	redirectURI := q.Get("redirect_uri")
 	if redirectURI == "" || !c.HasRedirectURI(redirectURI) {
@@ -63,11 +54,12 @@ func (p *Provider) parseAuthorize(r *http.Request, q url.Values) (*sqin.AuthRequ
 	if len(q.Get("state")) > maxStateLen {
 		return fail(errInvalidRequest, "state is too long")
 	}
-	if q.Has("request") {
-		return fail(errRequestNotSupported, "request objects are not supported")
+	if q.Has("request") || q.Has("request_uri") {
+		return fail(errInvalidRequest, "request and request_uri cannot be nested")
 	}
-	if q.Has("request_uri") {
-		return fail(errRequestURINotSupp, "request_uri is not supported")
+	dpopJKT := q.Get("dpop_jkt")
+	if dpopJKT != "" && !pkceChallengeRE.MatchString(dpopJKT) {
+		return fail(errInvalidRequest, "dpop_jkt must be a base64url SHA-256 JWK thumbprint")
 	}
 	if q.Get("response_type") != "code" {
 		return fail(errUnsupportedResponse, "only response_type=code is supported")
@@ -147,9 +139,55 @@ func (p *Provider) parseAuthorize(r *http.Request, q url.Values) (*sqin.AuthRequ
 		LoginHint:     q.Get("login_hint"),
 		UILocale:      q.Get("ui_locales"),
 		ACRValues:     strings.Fields(q.Get("acr_values")),
+		DPoPJKT:       dpopJKT,
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(p.cfg.AuthRequestTTL),
 	}, c, nil
+}
+
+// lookupClient finds the client of an authorization request; failures are
+// shown on a page, since no redirect URI can be trusted yet.
+func (p *Provider) lookupClient(r *http.Request, clientID string) (*sqin.Client, *authzFailure) {
+	if clientID == "" {
+		return nil, &authzFailure{oauthError: oerr(errInvalidRequest, "client_id is missing"), page: "error.client_missing"}
+	}
+	c, err := p.st.GetClient(r.Context(), clientID)
+	if err != nil {
+		if !errors.Is(err, sqin.ErrNotFound) {
+			p.logErr(r.Context(), "oidc: get client", err)
+			return nil, &authzFailure{oauthError: oerr(errServerError, ""), page: "error.internal"}
+		}
+		return nil, &authzFailure{oauthError: oerr(errInvalidRequest, "unknown client"), page: "error.client_unknown"}
+	}
+	return c, nil
+}
+
+// readAuthorize turns the authorization endpoint's parameters into a
+// validated request: through a pushed request_uri, through a signed request
+// object, or from plain parameters, and enforces the clients that must use
+// PAR (per client, FAPI 2.0, or everyone).
+func (p *Provider) readAuthorize(r *http.Request, q url.Values) (*sqin.AuthRequest, *sqin.Client, *authzFailure) {
+	if q.Has("request_uri") {
+		return p.pushedRequest(r, q)
+	}
+	if raw := q.Get("request"); raw != "" {
+		c, f := p.lookupClient(r, q.Get("client_id"))
+		if f != nil {
+			return nil, nil, f
+		}
+		ro, err := p.requestObject(r.Context(), c, raw)
+		if err != nil {
+			var oe *oauthError
+			errors.As(err, &oe)
+			return nil, c, &authzFailure{oauthError: oe, page: "error.request_object"}
+		}
+		q = ro
+	}
+	req, c, f := p.parseAuthorize(r, q)
+	if f == nil && (c.RequirePAR || c.FAPI2() || p.cfg.RequirePAR) {
+		f = &authzFailure{oauthError: oerr(errInvalidRequest, "this client must use pushed authorization requests (PAR)"), redirect: true}
+	}
+	return req, c, f
 }
 
 func dedupe(s []string) []string {
@@ -211,7 +249,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.errorPage(w, r, lang, http.StatusBadRequest, "error.bad_request")
 		return
 	}
-	req, c, f := p.parseAuthorize(r, q)
+	req, c, f := p.readAuthorize(r, q)
 	if f != nil {
 		if !f.redirect {
 			status := http.StatusBadRequest
@@ -337,7 +375,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *sqin.A
 		Hash: keys.Hash(code), ClientID: c.ID, AccountID: sess.AccountID, SessionID: sess.ID,
 		RedirectURI: req.RedirectURI, Nonce: req.Nonce, Scopes: req.Scopes, Claims: req.Claims,
 		CodeChallenge: req.CodeChallenge, LoA: sess.LoA, AMR: sess.AMR, AuthTime: sess.AuthTime,
-		GrantID: keys.Random(18), ExpiresAt: now.Add(p.cfg.CodeTTL),
+		GrantID: keys.Random(18), DPoPJKT: req.DPoPJKT, ExpiresAt: now.Add(p.cfg.CodeTTL),
 	}
 	if err := p.st.CreateAuthCode(ctx, ac); err != nil {
 		p.logErr(ctx, "oidc: save code", err)

@@ -11,7 +11,8 @@ import (
 var (
 	supportedScopes = []string{"openid", "profile", "email", "address", "offline_access"}
 	acrValues       = []string{sqin.LoA1.ACR(), sqin.LoA2.ACR(), sqin.LoA3.ACR()}
-	authMethods     = []string{sqin.AuthSecretBasic, sqin.AuthSecretPost, sqin.AuthNone}
+	authMethods     = []string{sqin.AuthSecretBasic, sqin.AuthSecretPost, sqin.AuthPrivateKey, sqin.AuthNone}
+	clientAlgNames  = []string{"ES256", "PS256", "RS256", "EdDSA"}
 )
 
 type discoveryDoc struct {
@@ -36,6 +37,11 @@ type discoveryDoc struct {
 	ClaimsSupported                   []string `json:"claims_supported"`
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	RequestObjectSigningAlgs          []string `json:"request_object_signing_alg_values_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	PAREndpoint                       string   `json:"pushed_authorization_request_endpoint"`
+	RequirePAR                        bool     `json:"require_pushed_authorization_requests"`
+	DPoPSigningAlgs                   []string `json:"dpop_signing_alg_values_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
 	ACRValuesSupported                []string `json:"acr_values_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
@@ -61,14 +67,20 @@ func (p *Provider) discoveryDoc() discoveryDoc {
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               []string{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials},
-		SubjectTypesSupported:             []string{"pairwise"},
+		SubjectTypesSupported:             []string{"pairwise", "public"},
 		IDTokenSigningAlgValuesSupported:  keys.SupportedAlgs,
 		TokenEndpointAuthMethodsSupported: authMethods,
 		RevocationAuthMethodsSupported:    authMethods,
-		IntrospectionAuthMethodsSupported: authMethods[:2],
+		IntrospectionAuthMethodsSupported: authMethods[:3],
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		ClaimsSupported:                   claimNames(),
 		ClaimsParameterSupported:          true,
+		RequestParameterSupported:         true,
+		RequestObjectSigningAlgs:          clientAlgNames,
+		TokenEndpointAuthSigningAlgs:      clientAlgNames,
+		PAREndpoint:                       iss + "/par",
+		RequirePAR:                        p.cfg.RequirePAR,
+		DPoPSigningAlgs:                   clientAlgNames,
 		ACRValuesSupported:                acrValues,
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		UILocalesSupported:                []string{"fr-CA", "en-CA"},

@@ -21,8 +21,6 @@ const (
 	errLoginRequired       = "login_required"
 	errConsentRequired     = "consent_required"
 	errUnmetAuthn          = "unmet_authentication_requirements"
-	errRequestNotSupported = "request_not_supported"
-	errRequestURINotSupp   = "request_uri_not_supported"
 	errInvalidToken        = "invalid_token"
 	errInsufficientScope   = "insufficient_scope"
 )

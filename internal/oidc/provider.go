@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,6 +46,14 @@ type Config struct {
 	// SubjectKey derives pairwise subject and sid values.
 	SubjectKey []byte
 	MaxBody    int64 // request body limit on protocol endpoints
+	// DPoPNonce makes DPoP proofs carry a server nonce (RFC 9449 8, 9).
+	DPoPNonce bool
+	// RequirePAR makes every client use pushed authorization requests.
+	RequirePAR bool
+	PARTTL     time.Duration // life of a request_uri
+	// HTTPClient fetches clients' jwks_uri; nil for a default with a
+	// timeout that follows no redirects.
+	HTTPClient *http.Client
 }
 
 // Defaults fills unset fields.
@@ -60,6 +69,7 @@ func (c *Config) Defaults() {
 	set(&c.SessionTTL, 8*time.Hour)
 	set(&c.OfflineTTL, 30*24*time.Hour)
 	set(&c.AuthRequestTTL, 30*time.Minute)
+	set(&c.PARTTL, time.Minute)
 	set(&c.LoginWindow, 15*time.Minute)
 	if c.LoginPerAccount == 0 {
 		c.LoginPerAccount = 5
@@ -84,6 +94,10 @@ type Provider struct {
 	log       *slog.Logger
 	now       func() time.Time
 	discovery []byte
+	// clientKeys resolves clients' public keys (private_key_jwt, JAR).
+	clientKeys *clientKeys
+	// dpopKey makes DPoP nonces that every instance can check.
+	dpopKey []byte
 }
 
 // New returns a provider.
@@ -99,7 +113,8 @@ func New(cfg Config, st store.Store, km *keys.Manager, h *authn.Hasher, rd *web.
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
 	cookies := web.Cookies{Secure: u.Scheme == "https"}
 	p := &Provider{cfg: cfg, st: st, keys: km, hasher: h, rd: rd, cookies: cookies, log: log, now: time.Now,
-		csrf: web.NewCSRF(derive(cfg.SubjectKey, "csrf"), cookies)}
+		csrf: web.NewCSRF(derive(cfg.SubjectKey, "csrf"), cookies), clientKeys: newClientKeys(cfg.HTTPClient),
+		dpopKey: derive(cfg.SubjectKey, "dpop-nonce")}
 	if p.discovery, err = json.Marshal(p.discoveryDoc()); err != nil {
 		return nil, err
 	}
@@ -114,6 +129,7 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /.well-known/openid-configuration", api(p.handleDiscovery))
 	mux.Handle("GET /jwks.json", api(p.handleJWKS))
 	mux.Handle("/token", api(p.handleToken))
+	mux.Handle("/par", api(p.handlePAR))
 	mux.Handle("/userinfo", api(p.handleUserinfo))
 	mux.Handle("/revoke", api(p.handleRevoke))
 	mux.Handle("/introspect", api(p.handleIntrospect))
@@ -133,12 +149,29 @@ func derive(key []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
-// Subject returns the pairwise subject of account for client's sector: a
-// keyed hash, stable across key rotation and restarts, different per
-// public body.
-func (p *Provider) Subject(c *sqin.Client, accountID string) string {
+// Subject returns the sub client c knows the account by: the sub its public
+// body used before SQIN when one was imported (legacy migration), the
+// account's public identifier for clients explicitly registered with
+// subject_type public, and otherwise the pairwise subject of the client's
+// sector: a keyed hash, stable across key rotation and restarts, different
+// per public body.
+func (p *Provider) Subject(ctx context.Context, c *sqin.Client, accountID string) (string, error) {
+	legacy, err := p.st.GetLegacySubject(ctx, c.SectorID(), accountID)
+	switch {
+	case err == nil:
+		return legacy, nil
+	case !errors.Is(err, sqin.ErrNotFound):
+		return "", err
+	}
+	if c.SubjectType == sqin.SubjectPublic {
+		return accountID, nil
+	}
+	return p.pairwise(c.SectorID(), accountID), nil
+}
+
+func (p *Provider) pairwise(sector, accountID string) string {
 	m := hmac.New(sha256.New, p.cfg.SubjectKey)
-	m.Write([]byte("sub\x00" + c.SectorID() + "\x00" + accountID))
+	m.Write([]byte("sub\x00" + sector + "\x00" + accountID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:24])
 }
 

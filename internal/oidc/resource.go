@@ -64,26 +64,58 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 
 var errBadToken = oerr(errInvalidToken, "the access token is invalid, expired or revoked")
 
-// bearer extracts the access token (RFC 6750 2.1, 2.2; not the query).
-func bearer(r *http.Request) (string, error) {
+// bearer extracts the access token and its scheme, Bearer or DPoP (RFC
+// 6750 2.1, 2.2 — never the query; RFC 9449 7.1).
+func bearer(r *http.Request) (tok string, dpop bool, err error) {
 	h := r.Header.Get("Authorization")
 	if h != "" {
 		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return "", oerr(errInvalidRequest, "Authorization header must be Bearer")
+		tok = strings.TrimSpace(tok)
+		switch {
+		case !ok || tok == "":
+		case strings.EqualFold(scheme, "Bearer"):
+			return tok, false, nil
+		case strings.EqualFold(scheme, "DPoP"):
+			return tok, true, nil
 		}
-		return strings.TrimSpace(tok), nil
+		return "", false, oerr(errInvalidRequest, "Authorization header must be Bearer or DPoP")
 	}
 	if r.Method == http.MethodPost && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		form, err := formParams(r)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if t := form.Get("access_token"); t != "" {
-			return t, nil
+			return t, false, nil
 		}
 	}
-	return "", &oauthError{Code: "", status: http.StatusUnauthorized}
+	return "", false, &oauthError{Code: "", status: http.StatusUnauthorized}
+}
+
+// checkBinding enforces a token's key binding at a resource: a DPoP-bound
+// token needs the DPoP scheme and a proof by its key over this request and
+// token; a bearer token cannot be sent as DPoP.
+func (p *Provider) checkBinding(r *http.Request, v *verifiedAT, tok string, dpopScheme bool, url string) error {
+	if v.claims.Cnf == nil {
+		if dpopScheme {
+			return errBadToken
+		}
+		return nil
+	}
+	if !dpopScheme {
+		return oerr(errInvalidToken, "this access token is DPoP-bound: use the DPoP scheme with a proof")
+	}
+	proof, err := p.checkDPoP(r.Context(), r, url, tok)
+	if err != nil {
+		return err
+	}
+	if proof == nil {
+		return oerr(errInvalidDPoP, "a DPoP proof is required with this access token")
+	}
+	if proof.jkt != v.claims.Cnf.JKT {
+		return oerr(errInvalidDPoP, "the DPoP proof was made with another key than the token's")
+	}
+	return nil
 }
 
 func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
@@ -102,12 +134,15 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
 	ctx := r.Context()
-	tok, err := bearer(r)
+	tok, dpopScheme, err := bearer(r)
 	if err != nil {
 		return nil, err
 	}
 	v, err := p.verifyAccessToken(ctx, tok)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.checkBinding(r, v, tok, dpopScheme, p.endpointURL("/userinfo")); err != nil {
 		return nil, err
 	}
 	scopes := strings.Fields(v.claims.Scope)
@@ -135,7 +170,7 @@ func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
 		}
 	}
 	cr, _, _ := parseClaimsRequest(v.grant.Claims)
-	out := map[string]any{"sub": p.Subject(c, acct.ID)}
+	out := map[string]any{"sub": v.claims.Sub}
 	resolveClaims(out, userinfoClaims(c, scopes, cr), acct, person)
 	return out, nil
 }
@@ -148,6 +183,14 @@ func (p *Provider) bearerError(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	challenge := `Bearer realm="sqin"`
+	status := oe.status
+	if oe.Code == errInvalidDPoP || oe.Code == errUseNonce {
+		// RFC 9449 7.1, 9: DPoP errors of a protected resource.
+		challenge, status = `DPoP realm="sqin", algs="ES256 PS256 RS256 EdDSA"`, http.StatusUnauthorized
+		if oe.Code == errUseNonce {
+			p.setNonce(w)
+		}
+	}
 	if oe.Code != "" {
 		challenge += `, error="` + oe.Code + `"`
 		if oe.Description != "" {
@@ -158,7 +201,6 @@ func (p *Provider) bearerError(w http.ResponseWriter, r *http.Request, err error
 		challenge += `, scope="openid"`
 	}
 	w.Header().Set("WWW-Authenticate", challenge)
-	status := oe.status
 	if status == 0 {
 		status = statusFor(oe.Code)
 	}
@@ -189,7 +231,7 @@ func (p *Provider) revoke(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, err := p.authenticateClient(r, form)
+	c, err := p.authenticateClient(r, form, p.endpointURL("/revoke"))
 	if err != nil {
 		return err
 	}
@@ -240,6 +282,7 @@ type introspection struct {
 	ACR       string   `json:"acr,omitempty"`
 	AMR       []string `json:"amr,omitempty"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
+	Cnf       *cnf     `json:"cnf,omitempty"`
 }
 
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
@@ -260,7 +303,7 @@ func (p *Provider) introspect(r *http.Request) (*introspection, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.authenticateClient(r, form)
+	c, err := p.authenticateClient(r, form, p.endpointURL("/introspect"))
 	if err != nil {
 		return nil, err
 	}
@@ -289,8 +332,12 @@ func (p *Provider) introspect(r *http.Request) (*introspection, error) {
 			if err != nil || !g.RevokedAt.IsZero() {
 				return inactive, nil
 			}
+			sub, err := p.Subject(ctx, c, g.AccountID)
+			if err != nil {
+				return nil, err
+			}
 			return &introspection{Active: true, Scope: strings.Join(g.Scopes, " "), ClientID: rt.ClientID,
-				Sub: p.Subject(c, g.AccountID), Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Iss: p.cfg.Issuer,
+				Sub: sub, Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Iss: p.cfg.Issuer,
 				TokenType: "refresh_token", ACR: g.LoA.ACR()}, nil
 		}
 		if !errors.Is(err, sqin.ErrNotFound) {
@@ -308,7 +355,11 @@ func (p *Provider) introspect(r *http.Request) (*introspection, error) {
 	if !sameSector(v.claims.ClientID) {
 		return inactive, nil
 	}
+	tokenType := "Bearer"
+	if v.claims.Cnf != nil {
+		tokenType = "DPoP"
+	}
 	return &introspection{Active: true, Scope: v.claims.Scope, ClientID: v.claims.ClientID, Sub: v.claims.Sub,
-		Exp: v.claims.Exp, Iat: v.claims.Iat, Iss: v.claims.Iss, Aud: v.claims.Aud, TokenType: "Bearer",
-		ACR: v.claims.ACR, AMR: v.claims.AMR, AuthTime: v.claims.AuthTime}, nil
+		Exp: v.claims.Exp, Iat: v.claims.Iat, Iss: v.claims.Iss, Aud: v.claims.Aud, TokenType: tokenType,
+		ACR: v.claims.ACR, AMR: v.claims.AMR, AuthTime: v.claims.AuthTime, Cnf: v.claims.Cnf}, nil
 }

@@ -40,6 +40,9 @@ func requireForm(r *http.Request) (url.Values, error) {
 }
 
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.DPoPNonce {
+		p.setNonce(w)
+	}
 	if err := p.token(w, r); err != nil {
 		p.writeOAuthError(w, r, err)
 	}
@@ -54,9 +57,19 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	if gt == "" {
 		return oerr(errInvalidRequest, "grant_type is missing")
 	}
-	c, err := p.authenticateClient(r, form)
+	c, err := p.authenticateClient(r, form, p.endpointURL("/token"))
 	if err != nil {
 		return err
+	}
+	if c.FAPI2() && c.AuthMethod != sqin.AuthPrivateKey {
+		return oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
+	}
+	proof, err := p.checkDPoP(r.Context(), r, p.endpointURL("/token"), "")
+	if err != nil {
+		return err
+	}
+	if proof == nil && (c.RequireDPoP || c.FAPI2()) {
+		return oerr(errInvalidDPoP, "this client must send a DPoP proof with every token request")
 	}
 	switch gt {
 	case sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials:
@@ -69,66 +82,17 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	var resp *tokenResponse
 	switch gt {
 	case sqin.GrantAuthorizationCode:
-		resp, err = p.exchangeCode(r.Context(), c, form)
+		resp, err = p.exchangeCode(r.Context(), c, form, proof)
 	case sqin.GrantRefreshToken:
-		resp, err = p.refresh(r.Context(), c, form)
+		resp, err = p.refresh(r.Context(), c, form, proof)
 	case sqin.GrantClientCredentials:
-		resp, err = p.clientCredentials(r.Context(), c, form)
+		resp, err = p.clientCredentials(r.Context(), c, form, proof)
 	}
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-// authenticateClient applies the client's registered method (RFC 6749
-// 2.3.1): HTTP Basic with url-encoded credentials, client_secret_post, or
-// none for public clients. Exactly one method per request.
-func (p *Provider) authenticateClient(r *http.Request, form url.Values) (*sqin.Client, error) {
-	basicID, basicSecret, hasBasic := r.BasicAuth()
-	if hasBasic {
-		var err1, err2 error
-		basicID, err1 = url.QueryUnescape(basicID)
-		basicSecret, err2 = url.QueryUnescape(basicSecret)
-		if err1 != nil || err2 != nil {
-			return nil, oerr(errInvalidClient, "malformed client credentials")
-		}
-	}
-	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
-	var id, secret, method string
-	switch {
-	case hasBasic && formSecret != "":
-		return nil, oerr(errInvalidRequest, "use one client authentication method")
-	case hasBasic:
-		if formID != "" && formID != basicID {
-			return nil, oerr(errInvalidRequest, "client_id does not match the credentials")
-		}
-		id, secret, method = basicID, basicSecret, sqin.AuthSecretBasic
-	case formSecret != "":
-		id, secret, method = formID, formSecret, sqin.AuthSecretPost
-	case formID != "":
-		id, method = formID, sqin.AuthNone
-	default:
-		return nil, oerr(errInvalidClient, "client authentication is missing")
-	}
-	c, err := p.st.GetClient(r.Context(), id)
-	if errors.Is(err, sqin.ErrNotFound) {
-		// Same work as a real check, so timing does not tell which
-		// client identifiers exist.
-		_ = VerifySecret("sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", secret)
-		return nil, oerr(errInvalidClient, "client authentication failed")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if c.AuthMethod != method {
-		return nil, oerr(errInvalidClient, "client authentication failed")
-	}
-	if method != sqin.AuthNone && !VerifySecret(c.SecretHash, secret) {
-		return nil, oerr(errInvalidClient, "client authentication failed")
-	}
-	return c, nil
 }
 
 // HashSecret returns the stored form of a client secret: client secrets
@@ -154,7 +118,7 @@ func VerifySecret(stored, secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(secretDigest(parts[1], secret)), []byte(parts[2])) == 1
 }
 
-func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {
 	code, verifier, redirectURI := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
 	if code == "" || len(code) > 256 {
 		return nil, oerr(errInvalidRequest, "code is missing")
@@ -179,11 +143,19 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(ac.CodeChallenge)) != 1 {
 			return nil, nil, oerr(errInvalidGrant, "code_verifier does not match the code_challenge")
 		}
+		if ac.DPoPJKT != "" && (proof == nil || proof.jkt != ac.DPoPJKT) {
+			return nil, nil, oerr(errInvalidGrant, "the code is bound to another DPoP key")
+		}
 		nonce = ac.Nonce
 		offline := slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(sqin.GrantRefreshToken)
 		grant = &sqin.Grant{ID: ac.GrantID, ClientID: c.ID, AccountID: ac.AccountID, SessionID: ac.SessionID,
 			Scopes: ac.Scopes, Claims: ac.Claims, LoA: ac.LoA, AMR: ac.AMR, AuthTime: ac.AuthTime,
 			Offline: offline, CreatedAt: now, ExpiresAt: now.Add(p.cfg.SessionTTL)}
+		if proof != nil && c.Public() {
+			// A public client's refresh tokens are bound to its DPoP key
+			// (RFC 9449 5); a confidential client's, to its credentials.
+			grant.DPoPJKT = proof.jkt
+		}
 		if offline {
 			grant.ExpiresAt = now.Add(p.cfg.OfflineTTL)
 		} else {
@@ -200,7 +172,7 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 	if err != nil {
 		return nil, grantError(err, "code")
 	}
-	return p.userTokens(ctx, c, grant, nonce, refresh, grant.Scopes)
+	return p.userTokens(ctx, c, grant, nonce, refresh, grant.Scopes, proof)
 }
 
 // grantError maps store errors on codes and refresh tokens to invalid_grant.
@@ -221,7 +193,7 @@ func grantError(err error, what string) error {
 	return err
 }
 
-func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {
 	token := form.Get("refresh_token")
 	if token == "" || len(token) > 256 {
 		return nil, oerr(errInvalidRequest, "refresh_token is missing")
@@ -237,6 +209,9 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values)
 		if rt.ClientID != c.ID {
 			return nil, oerr(errInvalidGrant, "refresh token was issued to another client")
 		}
+		if g.DPoPJKT != "" && (proof == nil || proof.jkt != g.DPoPJKT) {
+			return nil, oerr(errInvalidGrant, "the refresh token is bound to another DPoP key")
+		}
 		for _, s := range scopes {
 			if !slices.Contains(g.Scopes, s) {
 				return nil, oerr(errInvalidScope, "scope "+s+" exceeds the original grant")
@@ -251,11 +226,11 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values)
 	if scopes == nil {
 		scopes = grant.Scopes
 	}
-	return p.userTokens(ctx, c, grant, "", next, scopes)
+	return p.userTokens(ctx, c, grant, "", next, scopes, proof)
 }
 
 // userTokens builds the access and ID tokens for a grant.
-func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, nonce, refresh string, scopes []string) (*tokenResponse, error) {
+func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, nonce, refresh string, scopes []string, proof *dpopProof) (*tokenResponse, error) {
 	acct, err := p.st.GetAccount(ctx, g.AccountID)
 	if err != nil {
 		return nil, err
@@ -265,8 +240,11 @@ func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant
 		return nil, oerr(errInvalidGrant, "the account is locked")
 	}
 	now := p.now()
-	sub := p.Subject(c, acct.ID)
-	at, err := p.accessToken(ctx, c, sub, g.ID, scopes, g, now)
+	sub, err := p.Subject(ctx, c, acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	at, tokenType, err := p.accessToken(ctx, c, sub, g.ID, scopes, g, now, proof)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +276,7 @@ func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant
 	if err != nil {
 		return nil, err
 	}
-	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
+	return &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
 		IDToken: idToken, RefreshToken: refresh, Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -317,18 +295,31 @@ type atClaims struct {
 	AuthTime int64    `json:"auth_time,omitempty"`
 	ACR      string   `json:"acr,omitempty"`
 	AMR      []string `json:"amr,omitempty"`
+	Cnf      *cnf     `json:"cnf,omitempty"`
 }
 
-func (p *Provider) accessToken(ctx context.Context, c *sqin.Client, sub, grantID string, scopes []string, g *sqin.Grant, now time.Time) (string, error) {
+// cnf binds a token to a key (RFC 7800; RFC 9449 6.1).
+type cnf struct {
+	JKT string `json:"jkt"`
+}
+
+// accessToken signs an access token, bound to the proof's key when there
+// is one; it returns the token and its type (Bearer or DPoP).
+func (p *Provider) accessToken(ctx context.Context, c *sqin.Client, sub, grantID string, scopes []string, g *sqin.Grant, now time.Time, proof *dpopProof) (string, string, error) {
 	cl := atClaims{Iss: p.cfg.Issuer, Sub: sub, Aud: p.cfg.Issuer, ClientID: c.ID, Iat: now.Unix(),
 		Exp: now.Add(p.cfg.AccessTTL).Unix(), Jti: grantID + "." + keys.Random(12), Scope: strings.Join(scopes, " ")}
 	if g != nil {
 		cl.AuthTime, cl.ACR, cl.AMR = g.AuthTime.Unix(), g.LoA.ACR(), g.AMR
 	}
-	return p.keys.Sign(ctx, keys.ES256, "at+jwt", cl)
+	tokenType := "Bearer"
+	if proof != nil {
+		cl.Cnf, tokenType = &cnf{JKT: proof.jkt}, "DPoP"
+	}
+	at, err := p.keys.Sign(ctx, keys.ES256, "at+jwt", cl)
+	return at, tokenType, err
 }
 
-func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form url.Values) (*tokenResponse, error) {
+func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {
 	if c.Public() {
 		return nil, oerr(errUnauthorizedClient, "public clients cannot use client_credentials")
 	}
@@ -338,10 +329,10 @@ func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form u
 			return nil, oerr(errInvalidScope, "scope "+s+" is not allowed for this client")
 		}
 	}
-	at, err := p.accessToken(ctx, c, c.ID, "", scopes, nil, p.now())
+	at, tokenType, err := p.accessToken(ctx, c, c.ID, "", scopes, nil, p.now(), proof)
 	if err != nil {
 		return nil, err
 	}
-	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
+	return &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
 		Scope: strings.Join(scopes, " ")}, nil
 }

@@ -1,0 +1,181 @@
+package oidc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sqin/sqin"
+)
+
+const assertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// Longest lifetime accepted for a client assertion.
+const maxAssertionLife = 5 * time.Minute
+
+// authenticateClient applies the client's registered method (RFC 6749
+// 2.3.1, RFC 7523): HTTP Basic with url-encoded credentials,
+// client_secret_post, private_key_jwt, or none for public clients. Exactly
+// one method per request. endpoint is the URL the request was sent to, an
+// acceptable client assertion audience besides the issuer.
+func (p *Provider) authenticateClient(r *http.Request, form url.Values, endpoint string) (*sqin.Client, error) {
+	basicID, basicSecret, hasBasic := r.BasicAuth()
+	if hasBasic {
+		var err1, err2 error
+		basicID, err1 = url.QueryUnescape(basicID)
+		basicSecret, err2 = url.QueryUnescape(basicSecret)
+		if err1 != nil || err2 != nil {
+			return nil, oerr(errInvalidClient, "malformed client credentials")
+		}
+	}
+	formID, formSecret := form.Get("client_id"), form.Get("client_secret")
+	assertion, aType := form.Get("client_assertion"), form.Get("client_assertion_type")
+	methods := 0
+	for _, used := range []bool{hasBasic, formSecret != "", assertion != "" || aType != ""} {
+		if used {
+			methods++
+		}
+	}
+	if methods > 1 {
+		return nil, oerr(errInvalidRequest, "use one client authentication method")
+	}
+	var id, secret, method string
+	switch {
+	case hasBasic:
+		if formID != "" && formID != basicID {
+			return nil, oerr(errInvalidRequest, "client_id does not match the credentials")
+		}
+		id, secret, method = basicID, basicSecret, sqin.AuthSecretBasic
+	case formSecret != "":
+		id, secret, method = formID, formSecret, sqin.AuthSecretPost
+	case assertion != "" || aType != "":
+		return p.authenticateAssertion(r.Context(), formID, aType, assertion, endpoint)
+	case formID != "":
+		id, method = formID, sqin.AuthNone
+	default:
+		return nil, oerr(errInvalidClient, "client authentication is missing")
+	}
+	c, err := p.st.GetClient(r.Context(), id)
+	if errors.Is(err, sqin.ErrNotFound) {
+		// Same work as a real check, so timing does not tell which
+		// client identifiers exist.
+		_ = VerifySecret("sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", secret)
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != method {
+		if c.AuthMethod == sqin.AuthPrivateKey {
+			return nil, oerr(errInvalidClient, "this client must authenticate with private_key_jwt")
+		}
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	if method != sqin.AuthNone && !VerifySecret(c.SecretHash, secret) {
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	return c, nil
+}
+
+type assertionClaims struct {
+	jwt.Claims
+}
+
+// authenticateAssertion verifies a private_key_jwt client assertion (RFC
+// 7523 3): signed by a registered key, iss = sub = client_id, our issuer or
+// this endpoint in aud, short-lived, and its jti never seen before by any
+// instance.
+func (p *Provider) authenticateAssertion(ctx context.Context, formID, aType, assertion, endpoint string) (*sqin.Client, error) {
+	if aType != assertionType {
+		return nil, oerr(errInvalidClient, "client_assertion_type must be "+assertionType)
+	}
+	if assertion == "" || len(assertion) > 8192 {
+		return nil, oerr(errInvalidClient, "client_assertion is missing")
+	}
+	tok, err := jwt.ParseSigned(assertion, clientAlgs)
+	if err != nil || len(tok.Headers) != 1 {
+		return nil, oerr(errInvalidClient, "client_assertion is not a signed JWT with an accepted algorithm")
+	}
+	var unverified assertionClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, oerr(errInvalidClient, "client_assertion claims are malformed")
+	}
+	id := unverified.Issuer
+	if id == "" || unverified.Subject != id || (formID != "" && formID != id) {
+		return nil, oerr(errInvalidClient, "client_assertion iss and sub must both be the client_id")
+	}
+	c, err := p.st.GetClient(ctx, id)
+	if errors.Is(err, sqin.ErrNotFound) {
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != sqin.AuthPrivateKey {
+		return nil, oerr(errInvalidClient, "client authentication failed")
+	}
+	now := p.now()
+	key, err := p.clientKeys.key(ctx, c, tok.Headers[0].KeyID, now)
+	if err != nil {
+		return nil, oerr(errInvalidClient, "client_assertion: "+err.Error())
+	}
+	if !algMatchesKey(tok.Headers[0].Algorithm, key) {
+		return nil, oerr(errInvalidClient, "client_assertion algorithm does not match the key")
+	}
+	var cl assertionClaims
+	if err := tok.Claims(key.Key, &cl); err != nil {
+		return nil, oerr(errInvalidClient, "client_assertion signature is invalid")
+	}
+	if cl.Expiry == nil || cl.ID == "" {
+		return nil, oerr(errInvalidClient, "client_assertion must have exp and jti")
+	}
+	aud := slices.ContainsFunc([]string(cl.Audience), func(a string) bool {
+		return a == p.cfg.Issuer || a == p.cfg.Issuer+"/token" || (endpoint != "" && a == endpoint)
+	})
+	if !aud {
+		return nil, oerr(errInvalidClient, "client_assertion aud must be the issuer")
+	}
+	exp := cl.Expiry.Time()
+	if !now.Before(exp.Add(leeway)) {
+		return nil, oerr(errInvalidClient, "client_assertion has expired")
+	}
+	if exp.Sub(now) > maxAssertionLife || (cl.IssuedAt != nil && cl.IssuedAt.Time().After(now.Add(leeway))) ||
+		(cl.NotBefore != nil && cl.NotBefore.Time().After(now.Add(leeway))) {
+		return nil, oerr(errInvalidClient, "client_assertion lifetime is too long or starts in the future")
+	}
+	if err := p.st.UseOnce(ctx, "client-assertion:"+c.ID+":"+cl.ID, exp.Add(leeway), now); err != nil {
+		if errors.Is(err, sqin.ErrReplay) {
+			return nil, oerr(errInvalidClient, "client_assertion jti was already used")
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// leeway tolerates clock skew between clients and the server.
+const leeway = 30 * time.Second
+
+// algMatchesKey refuses, say, an RS256 header on an EC key.
+func algMatchesKey(alg string, k *jose.JSONWebKey) bool {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return false
+	}
+	switch k.Key.(type) {
+	case *ecdsa.PublicKey:
+		return alg == "ES256"
+	case *rsa.PublicKey:
+		return alg == "PS256" || alg == "RS256"
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}

@@ -1,0 +1,132 @@
+package oidc
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/keys"
+)
+
+const requestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
+type parResponse struct {
+	RequestURI string `json:"request_uri"`
+	ExpiresIn  int    `json:"expires_in"`
+}
+
+// handlePAR is the pushed authorization request endpoint (RFC 9126): the
+// client sends the authorization request directly, authenticated, and gets
+// a short-lived, single-use request_uri for the browser.
+func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.DPoPNonce {
+		p.setNonce(w)
+	}
+	resp, err := p.par(r)
+	if err != nil {
+		p.writeOAuthError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (p *Provider) par(r *http.Request) (*parResponse, error) {
+	ctx := r.Context()
+	form, err := requireForm(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.authenticateClient(r, form, p.endpointURL("/par"))
+	if err != nil {
+		return nil, err
+	}
+	if c.FAPI2() && c.AuthMethod != sqin.AuthPrivateKey {
+		return nil, oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
+	}
+	if form.Has("request_uri") {
+		return nil, oerr(errInvalidRequest, "request_uri is not allowed in a pushed authorization request")
+	}
+	q := form
+	if raw := form.Get("request"); raw != "" {
+		if q, err = p.requestObject(ctx, c, raw); err != nil {
+			return nil, err
+		}
+	}
+	q = withoutAuthParams(q)
+	q.Set("client_id", c.ID)
+	req, _, f := p.parseAuthorize(r, q)
+	if f != nil {
+		return nil, f.oauthError
+	}
+	proof, err := p.checkDPoP(ctx, r, p.endpointURL("/par"), "")
+	if err != nil {
+		return nil, err
+	}
+	if proof != nil {
+		if req.DPoPJKT != "" && req.DPoPJKT != proof.jkt {
+			return nil, oerr(errInvalidDPoP, "dpop_jkt does not match the DPoP proof's key")
+		}
+		req.DPoPJKT = proof.jkt
+	}
+	req.Pushed = true
+	req.ExpiresAt = req.CreatedAt.Add(p.cfg.PARTTL)
+	if err := p.st.CreateAuthRequest(ctx, req); err != nil {
+		return nil, err
+	}
+	return &parResponse{RequestURI: requestURIPrefix + req.ID, ExpiresIn: int(p.cfg.PARTTL.Seconds())}, nil
+}
+
+// withoutAuthParams drops client authentication parameters, which are not
+// part of the authorization request.
+func withoutAuthParams(q url.Values) url.Values {
+	out := make(url.Values, len(q))
+	for k, v := range q {
+		switch k {
+		case "client_secret", "client_assertion", "client_assertion_type", "request":
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// pushedRequest redeems a request_uri at the authorization endpoint: it
+// must be ours, for this client, unexpired and unused (single use across
+// instances). The request continues with a fresh identifier and the normal
+// time to sign in.
+func (p *Provider) pushedRequest(r *http.Request, q url.Values) (*sqin.AuthRequest, *sqin.Client, *authzFailure) {
+	ctx := r.Context()
+	c, f := p.lookupClient(r, q.Get("client_id"))
+	if f != nil {
+		return nil, nil, f
+	}
+	expired := &authzFailure{oauthError: oerr("invalid_request_uri", "request_uri is unknown, expired or already used"),
+		page: "error.request_uri"}
+	id, ok := strings.CutPrefix(q.Get("request_uri"), requestURIPrefix)
+	if !ok || id == "" || len(id) > 64 {
+		return nil, c, expired
+	}
+	now := p.now()
+	req, err := p.st.GetAuthRequest(ctx, id, now)
+	if err != nil || !req.Pushed || req.ClientID != c.ID || req.SessionID != "" {
+		if err != nil && !errors.Is(err, sqin.ErrNotFound) && !errors.Is(err, sqin.ErrExpired) {
+			p.logErr(ctx, "oidc: get pushed request", err)
+		}
+		return nil, c, expired
+	}
+	if err := p.st.UseOnce(ctx, "par:"+id, req.ExpiresAt, now); err != nil {
+		if !errors.Is(err, sqin.ErrReplay) {
+			p.logErr(ctx, "oidc: use request_uri", err)
+		}
+		return nil, c, expired
+	}
+	if err := p.st.DeleteAuthRequest(ctx, id); err != nil {
+		p.logErr(ctx, "oidc: delete pushed request", err)
+	}
+	req.ID = keys.Random(24)
+	req.CreatedAt = now.UTC()
+	req.ExpiresAt = req.CreatedAt.Add(p.cfg.AuthRequestTTL)
+	return req, c, nil
+}
