@@ -156,6 +156,7 @@ type Store interface {
 	RateLimits
 	Replays
 	Subjects
+	Logouts
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -47,6 +47,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UseOnce", testUseOnce},
 		{"UseOnceConcurrent", testUseOnceConcurrent},
 		{"LegacySubjects", testLegacySubjects},
+		{"EndSession", testEndSession},
+		{"LogoutQueueLimit", testLogoutQueueLimit},
+		{"ClaimLogouts", testClaimLogouts},
+		{"ClaimLogoutsConcurrent", testClaimLogoutsConcurrent},
 		{"Ping", func(t *testing.T, s store.Store) { ok(t, s.Ping(t.Context())) }},
 	}
 	for _, tc := range tests {
