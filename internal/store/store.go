@@ -157,6 +157,8 @@ type Store interface {
 	Replays
 	Subjects
 	Logouts
+	Registrations
+	SubjectImports
 	Ping(ctx context.Context) error
 	Close() error
 }
