@@ -323,7 +323,7 @@ func (m *Manager) Verify(ctx context.Context, token, typ string, algs ...string)
 	for i, a := range algs {
 		sigAlgs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(token, sigAlgs)
+	jws, err := jose.ParseSignedCompact(token, sigAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, ErrMalformed
 	}

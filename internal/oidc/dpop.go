@@ -93,7 +93,7 @@ func (p *Provider) checkDPoP(ctx context.Context, r *http.Request, htu, accessTo
 	if len(vals) > 1 || len(vals[0]) > 8192 {
 		return nil, dpopError(errInvalidDPoP, "send exactly one DPoP proof")
 	}
-	jws, err := jose.ParseSigned(vals[0], dpopAlgs)
+	jws, err := jose.ParseSignedCompact(vals[0], dpopAlgs)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, dpopError(errInvalidDPoP, "DPoP proof is not a JWS with an accepted algorithm")
 	}
