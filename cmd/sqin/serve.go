@@ -261,6 +261,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 	}
 	go a.janitor(ctx)
+	// Back-channel logouts queued by any instance are sent by every one.
+	// On the way out (deferred, so before the database closes) the worker
+	// stops claiming and finishes the sends in flight.
+	logoutCtx, stopLogouts := context.WithCancel(ctx)
+	logoutsDone := make(chan struct{})
+	go func() {
+		defer close(logoutsDone)
+		a.op.RunLogoutDelivery(logoutCtx)
+	}()
+	defer func() {
+		stopLogouts()
+		<-logoutsDone
+	}()
 	log.Info("sqin started", "addr", cfg.Addr, "issuer", cfg.Issuer, "db", redactDB(cfg.DB), "version", version)
 
 	select {

@@ -50,6 +50,8 @@ type discoveryDoc struct {
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	FrontchannelLogoutSupported       bool     `json:"frontchannel_logout_supported"`
 	BackchannelLogoutSupported        bool     `json:"backchannel_logout_supported"`
+	BackchannelSession                bool     `json:"backchannel_logout_session_supported"`
+	FrontchannelSession               bool     `json:"frontchannel_logout_session_supported"`
 }
 
 func (p *Provider) discoveryDoc() discoveryDoc {
@@ -86,6 +88,10 @@ func (p *Provider) discoveryDoc() discoveryDoc {
 		UILocalesSupported:                []string{"fr-CA", "en-CA"},
 		ClaimsLocalesSupported:            []string{"fr-CA", "en-CA"},
 		AuthorizationResponseIssParameter: true,
+		BackchannelLogoutSupported:        true, // backchannel.go
+		BackchannelSession:                true, // logout tokens carry sid
+		FrontchannelLogoutSupported:       true, // frontchannel.go
+		FrontchannelSession:               true, // frames get iss and sid
 	}
 }
 

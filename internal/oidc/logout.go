@@ -83,20 +83,28 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 		p.rd.Render(w, http.StatusOK, "logout", pg)
 		return
 	}
+	// Ending the session queues the back-channel logouts; the services
+	// with a front-channel URI are told by the page that follows.
+	var frames []FrontchannelFrame
 	if sess != nil {
-		if err := p.st.DeleteSession(ctx, sess.ID, p.now()); err != nil {
+		var err error
+		if frames, err = p.EndSession(ctx, sess.ID); err != nil {
 			p.logErr(ctx, "oidc: end session", err)
 			p.errorPage(w, r, lang, http.StatusInternalServerError, "error.internal")
 			return
 		}
 	}
 	p.cookies.Clear(w, sessionCookie)
-	if post != "" {
-		u := post
-		if st := q.Get("state"); st != "" {
-			u = appendQuery(post, url.Values{"state": {st}})
-		}
-		http.Redirect(w, r, u, http.StatusSeeOther)
+	next := post
+	if st := q.Get("state"); post != "" && st != "" {
+		next = appendQuery(post, url.Values{"state": {st}})
+	}
+	if len(frames) > 0 {
+		p.renderFrontchannel(w, r, lang, frames, next)
+		return
+	}
+	if next != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
 	pg := p.rd.NewPage(r, lang, "logout.done_title", logoutData{Done: true})

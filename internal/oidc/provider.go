@@ -54,6 +54,8 @@ type Config struct {
 	// HTTPClient fetches clients' jwks_uri; nil for a default with a
 	// timeout that follows no redirects.
 	HTTPClient *http.Client
+	// Logout tunes back-channel logout delivery (backchannel.go).
+	Logout LogoutConfig
 }
 
 // Defaults fills unset fields.
@@ -80,6 +82,7 @@ func (c *Config) Defaults() {
 	if c.MaxBody == 0 {
 		c.MaxBody = 64 << 10
 	}
+	c.Logout.defaults()
 }
 
 // Provider is the OpenID Provider.
@@ -98,6 +101,8 @@ type Provider struct {
 	clientKeys *clientKeys
 	// dpopKey makes DPoP nonces that every instance can check.
 	dpopKey []byte
+	// logoutWake starts back-channel delivery after a sign-out here.
+	logoutWake logoutWake
 }
 
 // New returns a provider.
@@ -114,7 +119,7 @@ func New(cfg Config, st store.Store, km *keys.Manager, h *authn.Hasher, rd *web.
 	cookies := web.Cookies{Secure: u.Scheme == "https"}
 	p := &Provider{cfg: cfg, st: st, keys: km, hasher: h, rd: rd, cookies: cookies, log: log, now: time.Now,
 		csrf: web.NewCSRF(derive(cfg.SubjectKey, "csrf"), cookies), clientKeys: newClientKeys(cfg.HTTPClient),
-		dpopKey: derive(cfg.SubjectKey, "dpop-nonce")}
+		dpopKey: derive(cfg.SubjectKey, "dpop-nonce"), logoutWake: newLogoutWake()}
 	if p.discovery, err = json.Marshal(p.discoveryDoc()); err != nil {
 		return nil, err
 	}
