@@ -185,6 +185,7 @@ type Server struct {
 	DB     *database
 	Port   int
 	Issuer string
+	URL    string // where this instance listens: Issuer, unless it serves a shared issuer
 
 	logPath string
 	cmd     *exec.Cmd
@@ -193,7 +194,11 @@ type Server struct {
 
 // startServer starts sqin on db and port (0: a free one) and waits for
 // /readyz.
-func startServer(db *database, port int) (*Server, error) {
+func startServer(db *database, port int) (*Server, error) { return startServerAs(db, port, "") }
+
+// startServerAs is startServer for an instance that answers as issuer
+// (empty: its own address), as several instances behind one public URL.
+func startServerAs(db *database, port int, issuer string) (*Server, error) {
 	if port == 0 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -206,7 +211,10 @@ func startServer(db *database, port int) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{DB: db, Port: port, Issuer: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logf.Name()}
+	s := &Server{DB: db, Port: port, URL: "http://127.0.0.1:" + strconv.Itoa(port), Issuer: issuer, logPath: logf.Name()}
+	if s.Issuer == "" {
+		s.Issuer = s.URL
+	}
 	logf.Close()
 	return s, s.launch()
 }
@@ -244,7 +252,7 @@ func (s *Server) waitReady(max time.Duration) error {
 			return fmt.Errorf("sqin serve exited (%v) before it was ready; log:\n%s", s.cmd.ProcessState, s.LogTail(40))
 		default:
 		}
-		resp, err := c.Get(s.Issuer + "/readyz")
+		resp, err := c.Get(s.URL + "/readyz")
 		if err == nil {
 			b, _ := readAll(resp)
 			if resp.StatusCode == http.StatusOK {
@@ -312,6 +320,8 @@ type ClientSpec struct {
 	Scopes         []string
 	MinLoA         int
 	Sector         string
+	JWKSFile       string   // --jwks-file (private_key_jwt)
+	Flags          []string // further `client create` flags, as given
 }
 
 // CreateClient registers c with the CLI and returns what it printed.
@@ -348,6 +358,10 @@ func (d *database) CreateClient(t testing.TB, c ClientSpec) map[string]any {
 	if c.Sector != "" {
 		args = append(args, "--sector", c.Sector)
 	}
+	if c.JWKSFile != "" {
+		args = append(args, "--jwks-file", c.JWKSFile)
+	}
+	args = append(args, c.Flags...)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(sqinBin, args...)
 	cmd.Dir = d.dir

@@ -142,9 +142,10 @@ export class Server {
 
   /**
    * Registers a client with `sqin client create` and returns the JSON the
-   * CLI printed.
+   * CLI printed. jwksFile: public keys for private_key_jwt; flags: further
+   * CLI flags as given.
    */
-  async createClient({ id, secret, redirectUris = [], postLogoutRedirectUris = [], grantTypes, auth, scopes, minLoa }) {
+  async createClient({ id, secret, redirectUris = [], postLogoutRedirectUris = [], grantTypes, auth, scopes, minLoa, jwksFile, sector, flags = [] }) {
     const args = ['client', 'create', '--db', this.db, '--id', id];
     if (secret) args.push('--secret', secret);
     for (const u of redirectUris) args.push('--redirect-uri', u);
@@ -153,6 +154,9 @@ export class Server {
     if (auth) args.push('--auth', auth);
     if (scopes) args.push('--scopes', scopes.join(','));
     if (minLoa) args.push('--min-loa', String(minLoa));
+    if (jwksFile) args.push('--jwks-file', jwksFile);
+    if (sector) args.push('--sector', sector);
+    args.push(...flags);
     let stdout;
     try {
       ({ stdout } = await execFileP(this.bin, args, { timeout: 30000, cwd: this.dir }));
