@@ -34,7 +34,7 @@ import (
 type logoutRP struct {
 	srv    *httptest.Server
 	status atomic.Int32 // the answer; 0 means 200
-	delay  time.Duration
+	delay  atomic.Int64 // nanoseconds before answering
 	mu     sync.Mutex
 	tokens []string // logout tokens received, in order
 	hits   atomic.Int32
@@ -50,7 +50,7 @@ func newLogoutRP(t testing.TB) *logoutRP {
 
 func (rp *logoutRP) serve(w http.ResponseWriter, r *http.Request) {
 	rp.hits.Add(1)
-	time.Sleep(rp.delay)
+	time.Sleep(time.Duration(rp.delay.Load()))
 	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
 		http.Error(w, "want a form POST", http.StatusBadRequest)
 		return
@@ -128,7 +128,7 @@ func verifyLogoutToken(t *testing.T, issuer, clientID, raw string) map[string]an
 	if err != nil {
 		t.Fatalf("go-oidc refuses the logout token: %v", err)
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.PS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.PS256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestBackchannelLogout(t *testing.T) {
 	for _, raw := range got {
 		aud := claimsOf(t, raw)["aud"].(string)
 		byAud[aud] = verifyLogoutToken(t, e.srv.URL, aud, raw)
-		jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256, jose.PS256})
+		jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.PS256})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -497,7 +497,7 @@ func TestBackchannelTwoWorkersPostgres(t *testing.T) {
 	db := postgresDB(t)
 	ctx := t.Context()
 	rp := newLogoutRP(t)
-	rp.delay = 5 * time.Millisecond // widen the window for a double send
+	rp.delay.Store(int64(5 * time.Millisecond)) // widen the window for a double send
 	const issuer = "https://op.example.test"
 	lc := LogoutConfig{Poll: 10 * time.Millisecond, Batch: 3, Parallel: 2}
 	p1 := providerOn(t, issuer, db, lc)
