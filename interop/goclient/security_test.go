@@ -111,6 +111,20 @@ func dpopProof(t testing.TB, k *ecKey, method, htu, accessToken, nonce string) s
 	return k.sign(t, "dpop+jwt", true, cl)
 }
 
+// spoiledProof is dpopProof with typ and claims changed by spoil.
+func spoiledProof(t testing.TB, k *ecKey, typ, method, htu, accessToken, nonce string, spoil func(map[string]any)) string {
+	t.Helper()
+	parts := strings.Split(dpopProof(t, k, method, htu, accessToken, nonce), ".")
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var cl map[string]any
+	if err := json.Unmarshal(b, &cl); err != nil {
+		t.Fatal(err)
+	}
+	cl["jti"] = randHex(16)
+	spoil(cl)
+	return k.sign(t, typ, true, cl)
+}
+
 // keyClient is a confidential client that authenticates with
 // private_key_jwt and binds its tokens with DPoP, speaking the protocol
 // by hand.
@@ -364,6 +378,13 @@ func TestDPoPNegative(t *testing.T) {
 				{"DPoP scheme without a proof", "DPoP", "", "DPoP", "invalid_dpop_proof"},
 				{"DPoP-bound token used as Bearer", "Bearer", "", "Bearer", "invalid_token"},
 				{"DPoP-bound token used as Bearer, proof attached", "Bearer", dpopProof(t, kc.dpop, http.MethodGet, ui, l.AT, nonce), "Bearer", "invalid_token"},
+				{"proof iat 10 minutes old", "DPoP", spoiledProof(t, kc.dpop, "dpop+jwt", http.MethodGet, ui, l.AT, nonce,
+					func(c map[string]any) { c["iat"] = time.Now().Add(-10 * time.Minute).Unix() }), "DPoP", "invalid_dpop_proof"},
+				{"proof iat 10 minutes ahead", "DPoP", spoiledProof(t, kc.dpop, "dpop+jwt", http.MethodGet, ui, l.AT, nonce,
+					func(c map[string]any) { c["iat"] = time.Now().Add(10 * time.Minute).Unix() }), "DPoP", "invalid_dpop_proof"},
+				{"proof without jti", "DPoP", spoiledProof(t, kc.dpop, "dpop+jwt", http.MethodGet, ui, l.AT, nonce,
+					func(c map[string]any) { delete(c, "jti") }), "DPoP", "invalid_dpop_proof"},
+				{"proof typ JWT", "DPoP", spoiledProof(t, kc.dpop, "JWT", http.MethodGet, ui, l.AT, nonce, func(map[string]any) {}), "DPoP", "invalid_dpop_proof"},
 				{"no nonce", "DPoP", dpopProof(t, kc.dpop, http.MethodGet, ui, l.AT, ""), "DPoP", "use_dpop_nonce"},
 				{"stale nonce", "DPoP", dpopProof(t, kc.dpop, http.MethodGet, ui, l.AT, staleNonce(nonce)), "DPoP", "use_dpop_nonce"},
 				{"made-up nonce", "DPoP", dpopProof(t, kc.dpop, http.MethodGet, ui, l.AT, "bm9uY2UtdGhhdC1uZXZlci13YXM"), "DPoP", "use_dpop_nonce"},
@@ -449,6 +470,32 @@ func TestPARNegative(t *testing.T) {
 			params, _ := kc.authzParams("openid")
 			params.Set("redirect_uri", "https://evil.example/callback")
 			wantJSONError(t, kc.par(t, params), http.StatusBadRequest, "invalid_request", "PAR with an unregistered redirect_uri (RFC 9126 2.3)")
+		})
+
+		t.Run("PAR DPoP proof and dpop_jkt disagree", func(t *testing.T) {
+			params, _ := kc.authzParams("openid")
+			params.Set("dpop_jkt", newECKey(t, "").thumbprint(t))
+			r := kc.par(t, params)
+			if r.Status != http.StatusBadRequest || (r.errCode() != "invalid_dpop_proof" && r.errCode() != "invalid_request") {
+				t.Errorf("PAR whose dpop_jkt is not the DPoP proof's key: %s; want 400 (RFC 9449 10.1: MUST reject)", r)
+			}
+		})
+
+		t.Run("code bound to the PAR proof's key", func(t *testing.T) {
+			params, a := kc.authzParams("openid")
+			r := kc.par(t, params)
+			uri, _ := r.JSON["request_uri"].(string)
+			cb, err := newBrowser().navigate(kc.authorizeURL(uri), rpRedirect, navOpts{Username: demoUser(1), Password: demoPassword})
+			if err != nil || cb.Query().Get("code") == "" {
+				t.Fatalf("sign-in: %v %v", cb, err)
+			}
+			thief := newECKey(t, "")
+			form := merged(url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {rpRedirect},
+				"code_verifier": {a.Verifier}}, kc.assertion(t, s.Issuer))
+			r = kc.post(t, s.Issuer, "/token", form, dpopProof(t, thief, http.MethodPost, s.Issuer+"/token", "", kc.nonces[hostOf(s.Issuer)]))
+			if r.Status != http.StatusBadRequest || (r.errCode() != "invalid_grant" && r.errCode() != "invalid_dpop_proof") {
+				t.Errorf("code pushed with one DPoP key, exchanged with another: %s; want 400 (RFC 9449 10.1)", r)
+			}
 		})
 
 		t.Run("request_uri reused", func(t *testing.T) {
