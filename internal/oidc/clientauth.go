@@ -64,7 +64,7 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values, endpoint
 	default:
 		return nil, oerr(errInvalidClient, "client authentication is missing")
 	}
-	c, err := p.st.GetClient(r.Context(), id)
+	c, err := p.client(r.Context(), id)
 	if errors.Is(err, sqin.ErrNotFound) {
 		// Same work as a real check, so timing does not tell which
 		// client identifiers exist.
@@ -113,7 +113,7 @@ func (p *Provider) authenticateAssertion(ctx context.Context, formID, aType, ass
 	if id == "" || unverified.Subject != id || (formID != "" && formID != id) {
 		return nil, oerr(errInvalidClient, "client_assertion iss and sub must both be the client_id")
 	}
-	c, err := p.st.GetClient(ctx, id)
+	c, err := p.client(ctx, id)
 	if errors.Is(err, sqin.ErrNotFound) {
 		return nil, oerr(errInvalidClient, "client authentication failed")
 	}

@@ -103,6 +103,10 @@ type Provider struct {
 	dpopKey []byte
 	// logoutWake starts back-channel delivery after a sign-out here.
 	logoutWake logoutWake
+	// clients caches clients briefly; verified caches the claims of access
+	// tokens whose signature was checked.
+	clients  *cache[*sqin.Client]
+	verified *cache[atClaims]
 }
 
 // New returns a provider.
@@ -119,7 +123,8 @@ func New(cfg Config, st store.Store, km *keys.Manager, h *authn.Hasher, rd *web.
 	cookies := web.Cookies{Secure: u.Scheme == "https"}
 	p := &Provider{cfg: cfg, st: st, keys: km, hasher: h, rd: rd, cookies: cookies, log: log, now: time.Now,
 		csrf: web.NewCSRF(derive(cfg.SubjectKey, "csrf"), cookies), clientKeys: newClientKeys(cfg.HTTPClient),
-		dpopKey: derive(cfg.SubjectKey, "dpop-nonce"), logoutWake: newLogoutWake()}
+		dpopKey: derive(cfg.SubjectKey, "dpop-nonce"), logoutWake: newLogoutWake(),
+		clients: newCache[*sqin.Client](10_000), verified: newCache[atClaims](100_000)}
 	if p.discovery, err = json.Marshal(p.discoveryDoc()); err != nil {
 		return nil, err
 	}

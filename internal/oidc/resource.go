@@ -25,13 +25,20 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 	if len(token) > 8192 {
 		return nil, errBadToken
 	}
-	payload, err := p.keys.Verify(ctx, token, "at+jwt", keys.ES256)
-	if err != nil {
-		return nil, errBadToken
-	}
 	var v verifiedAT
-	if err := json.Unmarshal(payload, &v.claims); err != nil {
-		return nil, errBadToken
+	if cl, ok := p.verified.get(token, p.now()); ok {
+		v.claims = cl
+	} else {
+		payload, err := p.keys.Verify(ctx, token, "at+jwt", keys.ES256)
+		if err != nil {
+			return nil, errBadToken
+		}
+		if err := json.Unmarshal(payload, &v.claims); err != nil {
+			return nil, errBadToken
+		}
+		// A token's signature is checked once; revocation and the grant
+		// are checked at every use, below.
+		p.verified.put(token, v.claims, time.Unix(v.claims.Exp, 0), p.now())
 	}
 	now := p.now().Unix()
 	if v.claims.Iss != p.cfg.Issuer || v.claims.Exp <= now || v.claims.Jti == "" {
@@ -149,7 +156,7 @@ func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
 	if v.grant == nil || !slices.Contains(scopes, "openid") {
 		return nil, oerr(errInsufficientScope, "the token was not issued for userinfo (scope openid)")
 	}
-	c, err := p.st.GetClient(ctx, v.grant.ClientID)
+	c, err := p.client(ctx, v.grant.ClientID)
 	if err != nil {
 		if errors.Is(err, sqin.ErrNotFound) {
 			return nil, errBadToken
@@ -319,7 +326,7 @@ func (p *Provider) introspect(r *http.Request) (*introspection, error) {
 		if clientID == c.ID {
 			return true
 		}
-		other, err := p.st.GetClient(ctx, clientID)
+		other, err := p.client(ctx, clientID)
 		return err == nil && other.SectorID() == c.SectorID()
 	}
 	if form.Get("token_type_hint") != "access_token" {
