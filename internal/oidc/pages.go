@@ -144,7 +144,9 @@ func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
 	// A new session identifier at every sign-in (no fixation); the old
 	// session, if any, ends.
 	if old := p.cookies.Get(r, sessionCookie); old != "" {
-		_ = p.st.DeleteSession(ctx, keys.Hash(old), now)
+		if _, err := p.EndSession(ctx, keys.Hash(old)); err != nil {
+			p.logErr(ctx, "oidc: end previous session", err)
+		}
 	}
 	token := keys.Random(32)
 	sess := &sqin.Session{ID: keys.Hash(token), AccountID: acct.ID, LoA: acct.LoA, AMR: []string{"pwd"},
