@@ -35,6 +35,8 @@ type options struct {
 	warmup      time.Duration
 	pwDuration  time.Duration
 	hashTime    time.Duration
+	quietWait   time.Duration
+	retries     int
 	concurrency []int
 	dbs         []string
 	scenarios   []string
@@ -61,6 +63,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measurement window (discarded)")
 	fs.DurationVar(&o.pwDuration, "password-duration", 10*time.Second, "measurement window of the password scenario (a sign-in costs ~100 ms of CPU)")
 	fs.DurationVar(&o.hashTime, "hash-duration", 5*time.Second, "how long the in-process argon2id hash rate is measured")
+	fs.DurationVar(&o.quietWait, "quiet-wait", time.Minute, "before each window, wait up to this long for other processes to use < 10 % of the CPUs")
+	fs.IntVar(&o.retries, "retries", 3, "measure a window again up to this many times when other processes disturbed it (keeps the least disturbed)")
 	fs.StringVar(&conc, "concurrency", "1,8,32", "comma-separated worker counts")
 	fs.StringVar(&dbs, "db", "sqlite,postgres", "databases: sqlite, postgres")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "scenarios to run")
@@ -264,7 +268,7 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 		dur, warm := o.duration, o.warmup
 		if sc == scPassword {
 			dur, warm = o.pwDuration, max(o.warmup, 3*time.Second)
-			sleepCtx(ctx, time.Second)
+			waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold)
 			res.hashRate = hashRate(ctx, o.argon2, 2, o.hashTime)
 			fmt.Fprintf(logw, "%s: argon2id in-process %.2f hashes/s\n", db, res.hashRate)
 		}
@@ -277,7 +281,24 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", sc, err)
 			}
-			rr := measure(ctx, e.meter, sc, c, warm, dur, op)
+			// On a shared machine: measure again when other processes
+			// disturbed the window, and keep the least disturbed one.
+			var rr result
+			for attempt := 0; attempt <= o.retries; attempt++ {
+				if q := waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold); q >= quietThreshold {
+					fmt.Fprintf(logw, "%s: other processes still use %.0f%% of the CPUs; measuring anyway\n", db, 100*q)
+				}
+				r := measure(ctx, e.meter, sc, c, warm, dur, op)
+				r.attempts = attempt + 1
+				if attempt == 0 || r.others(runtime.NumCPU()) < rr.others(runtime.NumCPU()) {
+					rr = r
+				}
+				if ctx.Err() != nil || rr.others(runtime.NumCPU()) < quietThreshold {
+					break
+				}
+				fmt.Fprintf(logw, "%s: %s c=%d disturbed (other load %.0f%%), measuring again\n", db, sc, c, 100*r.others(runtime.NumCPU()))
+			}
+			rr.attempts = max(rr.attempts, 1)
 			tr.CloseIdleConnections()
 			rr.rssAfterKiB, _ = procMemKiB(srv.pid())
 			res.results = append(res.results, rr)
@@ -292,6 +313,10 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 	res.afterRSS, res.peakRSS = procMemKiB(srv.pid())
 	return res, nil
 }
+
+// quietThreshold is the share of the CPUs other processes may use while
+// a window is measured without a warning.
+const quietThreshold = 0.10
 
 func dbCPUNote(r result, db string) string {
 	if db != "postgres" {

@@ -112,7 +112,19 @@ func (d *dbResult) verdict(sc string) (value string, met bool, ok bool) {
 		ratio := b.opsPerSec() / d.hashRate
 		return fmt.Sprintf("%.0f %% (%.1f/s of %.1f hashes/s)", 100*ratio, b.opsPerSec(), d.hashRate), ratio >= passwordTargetRatio, true
 	}
-	return fmt.Sprintf("%.0f/s (c=%d)", b.opsPerSec(), b.concurrency), b.opsPerSec() >= targets[sc], true
+	return fmt.Sprintf("%.0f/s (c=%d); ceiling %.0f/s", b.opsPerSec(), b.concurrency, d.ceiling(b)), b.opsPerSec() >= targets[sc], true
+}
+
+// ceiling is the throughput the server (with PostgreSQL) would reach if
+// it had every CPU of this machine to itself, at the CPU per operation
+// measured: the load generator's share taken away. It ignores locks and
+// the database's single writer, so it is an upper bound.
+func (d *dbResult) ceiling(r result) float64 {
+	per := r.perOp(r.serverCPU + r.dbCPU)
+	if per <= 0 {
+		return 0
+	}
+	return float64(runtime.NumCPU()) / per.Seconds()
 }
 
 func targetText(sc string) string {
@@ -137,7 +149,7 @@ func (rep *report) write(w io.Writer) {
 		joinInts(o.concurrency), strings.Join(o.scenarios, ","))
 	fmt.Fprintf(w, "- Machine: %d CPUs, %s, %s RAM, Linux %s; load average before the run %s\n", m.cpus, m.model, m.memory, m.kernel, m.loadavg)
 	fmt.Fprintf(w, "- Go: %s\n", m.goVer)
-	fmt.Fprintf(w, "- The load generator and the server (and PostgreSQL) share these %d CPUs over loopback: every number is for the whole machine, not the server alone. \"CPU busy\" is (server + generator + PostgreSQL CPU time) / (window × CPUs); \"other load\" is what every other process on the machine used in the same window (it should be near 0 %%).\n", m.cpus)
+	fmt.Fprintf(w, "- The load generator and the server (and PostgreSQL) share these %d CPUs over loopback: every number is for the whole machine, not the server alone. \"CPU busy\" is (server + generator + PostgreSQL CPU time) / (window × CPUs); \"other load\" is what every other process on the machine used in the same window (before each window the tool waits up to --quiet-wait for it to fall under 10 %%; ⚠ marks windows where it did not stay there, whose numbers are disturbed).\n", m.cpus)
 	fmt.Fprintf(w, "- argon2id: t=%d, m=%d KiB, p=%d on the server", o.argon2.time, o.argon2.memoryKiB, o.argon2.threads)
 	if rep.fastHashFlag {
 		fmt.Fprintf(w, " with `--demo-fast-hash=false` (demo accounts hashed at the production cost).\n")
@@ -164,12 +176,16 @@ func (rep *report) write(w io.Writer) {
 		}
 		fmt.Fprintf(w, "--:|--:|--:|--:|\n")
 		for _, r := range d.results {
-			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %d | %s |", scenarioTitles[r.scenario], r.concurrency, r.opsPerSec(),
-				fmtDur(r.p50), fmtDur(r.p99), r.errors, fmtDur(r.perOp(r.serverCPU)))
+			fmt.Fprintf(w, "| %s | %d | %.1f | %s | %s | %d | %s (%.0f %% sys) |", scenarioTitles[r.scenario], r.concurrency, r.opsPerSec(),
+				fmtDur(r.p50), fmtDur(r.p99), r.errors, fmtDur(r.perOp(r.serverCPU)), 100*share(r.serverSys, r.serverCPU))
 			if pg {
 				fmt.Fprintf(w, " %s |", fmtDur(r.perOp(r.dbCPU)))
 			}
-			fmt.Fprintf(w, " %s | %.0f %% | %.0f %% | %s |\n", fmtDur(r.perOp(r.benchCPU)), 100*r.busy(m.cpus), 100*r.others(m.cpus), mb(r.rssAfterKiB))
+			warn := ""
+			if r.others(m.cpus) >= quietThreshold {
+				warn = " ⚠"
+			}
+			fmt.Fprintf(w, " %s | %.0f %% | %.0f %%%s | %s |\n", fmtDur(r.perOp(r.benchCPU)), 100*r.busy(m.cpus), 100*r.others(m.cpus), warn, mb(r.rssAfterKiB))
 		}
 		fmt.Fprintln(w)
 		if d.hashRate > 0 {
@@ -186,7 +202,7 @@ func (rep *report) write(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintf(w, "## Targets\n\n| target |")
+	fmt.Fprintf(w, "## Targets\n\nBest ops/s over the concurrency levels. \"Ceiling\" is %d CPUs divided by the server's (plus PostgreSQL's) CPU time per operation in that window: what the server could do with the machine to itself and the load coming from elsewhere (an upper bound: it ignores lock waits).\n\n| target |", runtime.NumCPU())
 	for _, d := range rep.dbs {
 		fmt.Fprintf(w, " %s |", dbTitles[d.db])
 	}
@@ -212,6 +228,13 @@ func (rep *report) write(w io.Writer) {
 		fmt.Fprintf(w, " %s: %s |", mb(d.restRSS), yesNo(float64(d.restRSS)*1024 < rssTargetBytes))
 	}
 	fmt.Fprintln(w)
+}
+
+func share(part, whole time.Duration) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return float64(part) / float64(whole)
 }
 
 func oneLine(s string) string {

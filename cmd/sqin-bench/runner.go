@@ -19,10 +19,12 @@ type result struct {
 	firstErr    string
 	p50, p99    time.Duration
 	serverCPU   time.Duration // server process, user+system
+	serverSys   time.Duration // server process, system only
 	benchCPU    time.Duration // this process
 	dbCPU       time.Duration // PostgreSQL processes (PostgreSQL runs only)
 	machineCPU  time.Duration // every CPU of the machine, busy time (/proc/stat)
 	rssAfterKiB int64
+	attempts    int // windows measured to get this one (see --retries)
 }
 
 func (r result) opsPerSec() float64 {
@@ -74,11 +76,11 @@ type cpuMeter struct {
 	postgres  bool
 }
 
-type cpuSample struct{ server, bench, db, machine int64 } // bench in ns, others in ticks
+type cpuSample struct{ server, serverSys, bench, db, machine int64 } // bench in ns, others in ticks
 
 func (m cpuMeter) sample() cpuSample {
 	var s cpuSample
-	s.server, _, _ = procCPU(m.serverPID, false)
+	s.server, s.serverSys, _ = procTimes(m.serverPID)
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.bench = ru.Utime.Nano() + ru.Stime.Nano()
@@ -171,6 +173,24 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(p*float64(len(sorted))+0.999999) - 1
 	rank = max(0, min(rank, len(sorted)-1))
 	return sorted[rank]
+}
+
+// waitQuiet waits, at most maxWait, until the rest of the machine (every
+// process but server, PostgreSQL and this one) has used less than
+// threshold of the CPUs over one second. It returns that share.
+func waitQuiet(ctx context.Context, m cpuMeter, ncpu int, maxWait time.Duration, threshold float64) float64 {
+	deadline := time.Now().Add(maxWait)
+	for {
+		before, t0 := m.sample(), time.Now()
+		sleepCtx(ctx, time.Second)
+		after := m.sample()
+		el := time.Since(t0)
+		ours := ticks(after.server-before.server) + time.Duration(after.bench-before.bench) + ticks(after.db-before.db)
+		other := max(0, (ticks(after.machine-before.machine)-ours).Seconds()/(el.Seconds()*float64(ncpu)))
+		if other < threshold || time.Now().After(deadline) || ctx.Err() != nil {
+			return other
+		}
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

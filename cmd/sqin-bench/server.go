@@ -180,6 +180,25 @@ func procCPU(pid int, children bool) (int64, string, error) {
 	return sum, comm, nil
 }
 
+// procTimes returns utime+stime and stime of a process in clock ticks.
+func procTimes(pid int) (total, sys int64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, 0, errors.New("short /proc stat")
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	return u + st, st, nil
+}
+
 // postgresCPU sums the CPU of every process named postgres (backends, the
 // postmaster with its exited children, background workers), in clock
 // ticks. It includes PostgreSQL work done for anything else on the
