@@ -7,17 +7,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
+	"github.com/sqin/sqin/internal/sqlstore"
 )
 
 // dbFlags registers --db and --data-dir on fs.
@@ -39,6 +38,14 @@ func parseCmd(fs *flag.FlagSet, args []string, getenv func(string) string) error
 	return nil
 }
 
+// openCmdDB opens (and migrates) the database a command names.
+func openCmdDB(ctx context.Context, cfg *config.Config) (*sqlstore.DB, error) {
+	if err := defaultDB(cfg); err != nil {
+		return nil, err
+	}
+	return openDB(ctx, cfg.DB)
+}
+
 func migrate(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	var cfg config.Config
 	fs := flag.NewFlagSet("sqin migrate", flag.ContinueOnError)
@@ -46,10 +53,7 @@ func migrate(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 	if err := parseCmd(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := defaultDB(&cfg); err != nil {
-		return err
-	}
-	db, err := openDB(ctx, cfg.DB)
+	db, err := openCmdDB(ctx, &cfg)
 	if err != nil {
 		return err
 	}
@@ -71,218 +75,199 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
-// clientJSON is how the CLI shows a client (RFC 7591 member names).
-type clientJSON struct {
-	ClientID                string   `json:"client_id"`
-	ClientSecret            string   `json:"client_secret,omitempty"`
-	ClientName              string   `json:"client_name"`
-	RedirectURIs            []string `json:"redirect_uris"`
-	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris"`
-	GrantTypes              []string `json:"grant_types"`
-	Scope                   string   `json:"scope"`
-	Claims                  []string `json:"claims,omitempty"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	IDTokenSignedAlg        string   `json:"id_token_signed_response_alg"`
-	MinACR                  string   `json:"minimum_acr"`
-	Sector                  string   `json:"sector_identifier"`
-	CreatedAt               string   `json:"created_at"`
+func jsonOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-func toJSON(c *sqin.Client, secret string) clientJSON {
-	return clientJSON{ClientID: c.ID, ClientSecret: secret, ClientName: c.Name, RedirectURIs: c.RedirectURIs,
-		PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, GrantTypes: c.GrantTypes, Scope: strings.Join(c.Scopes, " "),
-		Claims: c.Claims, TokenEndpointAuthMethod: c.AuthMethod, IDTokenSignedAlg: c.SigningAlg,
-		MinACR: c.MinLoA.ACR(), Sector: c.SectorID(), CreatedAt: c.CreatedAt.Format(time.RFC3339)}
-}
-
+// client runs sqin client create|list|show|delete|import-subjects.
 func client(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return errors.New("client: want create, list or delete")
+		return errors.New("client: want create, list, show, delete or import-subjects")
 	}
+	switch args[0] {
+	case "create":
+		return clientCreate(ctx, args[1:], stdout, getenv)
+	case "list", "show", "delete":
+		return clientOther(ctx, args[0], args[1:], stdout, getenv)
+	case "import-subjects":
+		return importSubjects(ctx, args[1:], stdout, getenv)
+	}
+	return fmt.Errorf("client: unknown subcommand %q (want create, list, show, delete or import-subjects)", args[0])
+}
+
+// flagOf names the client create flag that sets each metadata member, so
+// that the validator's errors point at what the operator typed.
+var flagOf = map[string]string{
+	"client_id": "--id", "client_secret": "--secret", "client_name": "--name", "redirect_uris": "--redirect-uri",
+	"post_logout_redirect_uris": "--post-logout-redirect-uri", "grant_types": "--grant-types", "scope": "--scopes",
+	"claims": "--claims", "token_endpoint_auth_method": "--auth", "jwks": "--jwks-file", "jwks_uri": "--jwks-uri",
+	"id_token_signed_response_alg": "--signing-alg", "require_pushed_authorization_requests": "--require-par",
+	"dpop_bound_access_tokens": "--require-dpop", "backchannel_logout_uri": "--backchannel-logout-uri",
+	"frontchannel_logout_uri": "--frontchannel-logout-uri", "subject_type": "--subject-type",
+	"sector_identifier": "--sector", "minimum_acr": "--min-loa", "profile": "--profile",
+}
+
+// metadataError words a validation error for the command line.
+func metadataError(cmd string, err error) error {
+	var e *clientreg.Error
+	if !errors.As(err, &e) {
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	if f := flagOf[e.Field]; f != "" {
+		return fmt.Errorf("%s: %s: %s (%s)", cmd, f, e.Description, e.Code)
+	}
+	return fmt.Errorf("%s: %s (%s)", cmd, e.Description, e.Code)
+}
+
+// clientCreate builds RFC 7591 metadata from the flags and registers it
+// after the same validation as the registration API.
+func clientCreate(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
+	const cmd = "client create"
 	var cfg config.Config
-	fs := flag.NewFlagSet("sqin client "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("sqin client create", flag.ContinueOnError)
 	dbFlags(fs, &cfg)
 	var (
-		id, secret, auth, jwksFile, sector, name, alg string
-		minLoA                                        int
-		redirects, postLogout, grants, scopes, claims listFlag
+		m                             clientreg.Metadata
+		jwksFile                      string
+		minLoA                        int
+		requirePAR, requireDPoP       bool
+		redirects, postLogout, claims listFlag
+		grants                        = listFlag{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken}
+		scopes                        = listFlag{"openid", "profile", "email"}
 	)
-	if args[0] == "create" || args[0] == "delete" {
-		fs.StringVar(&id, "id", "", "client identifier")
-	}
-	if args[0] == "create" {
-		fs.StringVar(&secret, "secret", "", "client secret (at least 12 characters; generated when absent)")
-		fs.StringVar(&auth, "auth", sqin.AuthSecretBasic, "token endpoint authentication: client_secret_basic, client_secret_post, none, private_key_jwt")
-		fs.StringVar(&jwksFile, "jwks-file", "", "public keys of the client (private_key_jwt), JWKS JSON")
-		fs.StringVar(&sector, "sector", "", "public body whose clients share one pairwise sub (default: the client itself)")
-		fs.StringVar(&name, "name", "", "name shown to citizens (default: the id)")
-		fs.StringVar(&alg, "signing-alg", keys.ES256, "ID token signing algorithm: ES256, RS256 or PS256")
-		fs.IntVar(&minLoA, "min-loa", 1, "minimum level of assurance: 1, 2 or 3")
-		fs.Var(&redirects, "redirect-uri", "redirect URI, exact (repeatable)")
-		fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
-		grants = listFlag{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken}
-		fs.Func("grant-types", "grant types, comma-separated (default authorization_code,refresh_token)", func(s string) error {
-			grants = nil
-			return grants.Set(s)
-		})
-		scopes = listFlag{"openid", "profile", "email"}
-		fs.Func("scopes", "scopes the client may request (default openid,profile,email)", func(s string) error {
-			scopes = nil
-			return scopes.Set(s)
-		})
-		fs.Var(&claims, "claims", "restrict the claims the client may receive (default: those of its scopes)")
-	}
-	if err := parseCmd(fs, args[1:], getenv); err != nil {
+	fs.StringVar(&m.ClientID, "id", "", "client identifier: up to 128 characters among A-Z a-z 0-9 . _ ~ -")
+	fs.StringVar(&m.ClientSecret, "secret", "", "client secret (at least 12 characters; generated and printed when absent)")
+	fs.StringVar(&m.TokenEndpointAuthMethod, "auth", "", "token endpoint authentication: client_secret_basic (default), client_secret_post, none, private_key_jwt (default with --profile fapi2)")
+	fs.StringVar(&jwksFile, "jwks-file", "", "public keys of the client (private_key_jwt, signed requests), JWKS JSON")
+	fs.StringVar(&m.JWKSURI, "jwks-uri", "", "https URL where the provider fetches the client's public keys (instead of --jwks-file)")
+	fs.StringVar(&m.SectorIdentifier, "sector", "", "public body whose clients share one pairwise sub (default: the client itself)")
+	fs.StringVar(&m.ClientName, "name", "", "name shown to citizens (default: the id)")
+	fs.StringVar(&m.IDTokenSignedAlg, "signing-alg", "", "ID token signing algorithm: ES256 (default), RS256 or PS256")
+	fs.IntVar(&minLoA, "min-loa", 1, "minimum level of assurance: 1, 2 or 3")
+	fs.Var(&redirects, "redirect-uri", "redirect URI, exact (repeatable)")
+	fs.Var(&postLogout, "post-logout-redirect-uri", "post-logout redirect URI (repeatable)")
+	fs.Func("grant-types", "grant types, comma-separated (default authorization_code,refresh_token)", func(s string) error {
+		grants = listFlag{}
+		return grants.Set(s)
+	})
+	fs.Func("scopes", "scopes the client may request (default openid,profile,email)", func(s string) error {
+		scopes = nil
+		return scopes.Set(s)
+	})
+	fs.Var(&claims, "claims", "restrict the claims the client may receive (default: those of its scopes)")
+	fs.BoolVar(&requirePAR, "require-par", false, "authorization requests only through PAR (RFC 9126)")
+	fs.BoolVar(&requireDPoP, "require-dpop", false, "tokens only bound to a DPoP key (RFC 9449)")
+	fs.StringVar(&m.Profile, "profile", "", "security profile: fapi2 (FAPI 2.0: private_key_jwt, PAR, DPoP, PS256 or ES256; nothing weaker accepted)")
+	fs.StringVar(&m.SubjectType, "subject-type", "", "pairwise (default: a different sub per public body) or public (the same sub everywhere: only when the law allows linking)")
+	fs.StringVar(&m.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives logout tokens (Back-Channel Logout 1.0)")
+	fs.StringVar(&m.FrontchannelLogoutURI, "frontchannel-logout-uri", "", "URL loaded in a frame at logout (Front-Channel Logout 1.0), on the origin of a redirect URI")
+	if err := parseCmd(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := defaultDB(&cfg); err != nil {
-		return err
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	m.RedirectURIs, m.PostLogoutRedirectURIs, m.GrantTypes, m.Claims = redirects, postLogout, grants, claims
+	m.Scope = strings.Join(scopes, " ")
+	if set["min-loa"] {
+		m.MinimumACR = sqin.LoA(minLoA).ACR()
 	}
-	db, err := openDB(ctx, cfg.DB)
+	if set["require-par"] {
+		m.RequirePAR = &requirePAR
+	}
+	if set["require-dpop"] {
+		m.DPoPBound = &requireDPoP
+	}
+	if jwksFile != "" {
+		b, err := os.ReadFile(jwksFile)
+		if err != nil {
+			return fmt.Errorf("%s: --jwks-file: %w", cmd, err)
+		}
+		m.JWKS = b
+	}
+	// The operator may grant a public subject: asking for it is enough.
+	c, err := clientreg.Validate(&m, clientreg.Options{AllowPublicSubject: true})
+	if err != nil {
+		return metadataError(cmd, err)
+	}
+	generated := ""
+	if c.AuthMethod == sqin.AuthSecretBasic || c.AuthMethod == sqin.AuthSecretPost {
+		secret := m.ClientSecret
+		if secret == "" {
+			secret = keys.Random(32)
+			generated = secret
+		}
+		c.SecretHash = oidc.HashSecret(secret)
+	}
+	c.CreatedAt = time.Now().UTC()
+
+	db, err := openCmdDB(ctx, &cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	switch args[0] {
+	if err := db.CreateClient(ctx, c); err != nil {
+		if errors.Is(err, sqin.ErrConflict) {
+			return fmt.Errorf("%s: a client with id %q already exists", cmd, c.ID)
+		}
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+	out := clientreg.FromClient(c)
+	if generated != "" {
+		never := int64(0)
+		out.ClientSecret, out.ClientSecretExpiresAt = generated, &never
+	}
+	return jsonOut(stdout, out)
+}
+
+// clientOther runs client list, show and delete.
+func clientOther(ctx context.Context, sub string, args []string, stdout io.Writer, getenv func(string) string) error {
+	var cfg config.Config
+	fs := flag.NewFlagSet("sqin client "+sub, flag.ContinueOnError)
+	dbFlags(fs, &cfg)
+	var id string
+	if sub != "list" {
+		fs.StringVar(&id, "id", "", "client identifier")
+	}
+	if err := parseCmd(fs, args, getenv); err != nil {
+		return err
+	}
+	if sub != "list" && id == "" {
+		return fmt.Errorf("client %s: --id is required", sub)
+	}
+	db, err := openCmdDB(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch sub {
 	case "list":
 		cs, err := db.ListClients(ctx)
 		if err != nil {
 			return err
 		}
-		out := make([]clientJSON, 0, len(cs))
+		out := make([]*clientreg.Metadata, 0, len(cs))
 		for _, c := range cs {
-			out = append(out, toJSON(c, ""))
+			out = append(out, clientreg.FromClient(c))
 		}
-		return enc.Encode(out)
-	case "delete":
-		if id == "" {
-			return errors.New("client delete: --id is required")
+		return jsonOut(stdout, out)
+	case "show":
+		c, err := db.GetClient(ctx, id)
+		if errors.Is(err, sqin.ErrNotFound) {
+			return fmt.Errorf("client show: no client %q", id)
 		}
+		if err != nil {
+			return err
+		}
+		return jsonOut(stdout, clientreg.FromClient(c))
+	default: // delete
 		if err := db.DeleteClient(ctx, id); err != nil {
 			return fmt.Errorf("client delete %s: %w", id, err)
 		}
-		fmt.Fprintf(stdout, "client %s deleted; its grants and consents are revoked\n", id)
+		fmt.Fprintf(stdout, "client %s deleted; its grants, consents and registration access token are revoked\n", id)
 		return nil
-	case "create":
-		c := &sqin.Client{ID: id, Name: name, RedirectURIs: redirects, PostLogoutRedirectURIs: postLogout,
-			GrantTypes: grants, Scopes: scopes, Claims: claims, AuthMethod: auth, SigningAlg: alg,
-			MinLoA: sqin.LoA(minLoA), Sector: sector, CreatedAt: time.Now().UTC()}
-		if c.Name == "" {
-			c.Name = c.ID
-		}
-		generated := ""
-		if auth == sqin.AuthSecretBasic || auth == sqin.AuthSecretPost {
-			if secret == "" {
-				secret = keys.Random(32)
-				generated = secret
-			}
-			c.SecretHash = oidc.HashSecret(secret)
-		} else if secret != "" {
-			return fmt.Errorf("client create: --secret makes no sense with --auth %s", auth)
-		}
-		if jwksFile != "" {
-			if c.JWKS, err = os.ReadFile(jwksFile); err != nil {
-				return fmt.Errorf("client create: %w", err)
-			}
-		}
-		if err := validateClient(c, secret); err != nil {
-			return fmt.Errorf("client create: %w", err)
-		}
-		if err := db.CreateClient(ctx, c); err != nil {
-			if errors.Is(err, sqin.ErrConflict) {
-				return fmt.Errorf("client create: a client with id %q already exists", c.ID)
-			}
-			return fmt.Errorf("client create: %w", err)
-		}
-		return enc.Encode(toJSON(c, generated))
 	}
-	return fmt.Errorf("client: unknown subcommand %q (want create, list or delete)", args[0])
-}
-
-var knownScopes = []string{"openid", "profile", "email", "address", "offline_access"}
-
-// validateClient checks client metadata strictly: exact https redirect URIs
-// (http only on loopback), no fragments, no wildcards, known values only.
-func validateClient(c *sqin.Client, secret string) error {
-	if c.ID == "" || len(c.ID) > 128 || strings.ContainsAny(c.ID, " \t\r\n:/?#") {
-		return errors.New("--id is required: up to 128 characters, no spaces or : / ? #")
-	}
-	switch c.AuthMethod {
-	case sqin.AuthSecretBasic, sqin.AuthSecretPost:
-		if len(secret) < 12 {
-			return errors.New("--secret must be at least 12 characters (omit it to generate a strong one)")
-		}
-	case sqin.AuthNone:
-	case sqin.AuthPrivateKey:
-		if len(c.JWKS) == 0 {
-			return errors.New("--auth private_key_jwt needs --jwks-file")
-		}
-		var set struct {
-			Keys []json.RawMessage `json:"keys"`
-		}
-		if json.Unmarshal(c.JWKS, &set) != nil || len(set.Keys) == 0 {
-			return errors.New("--jwks-file must hold a JWKS with at least one key")
-		}
-	default:
-		return fmt.Errorf("unknown --auth %q", c.AuthMethod)
-	}
-	for _, g := range c.GrantTypes {
-		if !slices.Contains([]string{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials}, g) {
-			return fmt.Errorf("unknown grant type %q", g)
-		}
-	}
-	if c.HasGrant(sqin.GrantClientCredentials) && c.Public() {
-		return errors.New("a public client (--auth none) cannot use client_credentials")
-	}
-	if c.HasGrant(sqin.GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
-		return errors.New("--redirect-uri is required for the authorization_code grant")
-	}
-	for _, s := range c.Scopes {
-		if !slices.Contains(knownScopes, s) {
-			return fmt.Errorf("unknown scope %q (known: %s)", s, strings.Join(knownScopes, ", "))
-		}
-	}
-	if !slices.Contains(keys.SupportedAlgs, c.SigningAlg) {
-		return fmt.Errorf("--signing-alg must be one of %s", strings.Join(keys.SupportedAlgs, ", "))
-	}
-	if !c.MinLoA.Valid() {
-		return errors.New("--min-loa must be 1, 2 or 3")
-	}
-	for _, u := range append(slices.Clone(c.RedirectURIs), c.PostLogoutRedirectURIs...) {
-		if err := checkRedirectURI(u); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkRedirectURI(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("redirect URI %q must be an absolute URL", s)
-	}
-	if u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Errorf("redirect URI %q must not have a fragment", s)
-	}
-	if strings.Contains(s, "*") {
-		return fmt.Errorf("redirect URI %q must not contain wildcards", s)
-	}
-	if u.User != nil {
-		return fmt.Errorf("redirect URI %q must not contain credentials", s)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-			return fmt.Errorf("redirect URI %q: http is allowed only on loopback; use https", s)
-		}
-	default:
-		return fmt.Errorf("redirect URI %q: scheme must be https (or http on loopback)", s)
-	}
-	return nil
 }
 
 func keysCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {

@@ -3,7 +3,8 @@
 //
 //	sqin serve [--demo] [flags]       run the server
 //	sqin migrate --db URL             apply database migrations
-//	sqin client create|list|delete    manage relying parties
+//	sqin client create|list|show|delete|import-subjects    manage relying parties
+//	sqin registration token create|list|revoke              initial access tokens (RFC 7591)
 //	sqin keys rotate --db URL         rotate the token signing keys
 //	sqin version                      print the version
 package main
@@ -43,6 +44,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		err = client(ctx, args[1:], stdout, getenv)
 	case "keys":
 		err = keysCmd(ctx, args[1:], stdout, getenv)
+	case "registration":
+		err = registration(ctx, args[1:], stdout, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sqin", version)
 	case "help", "--help", "-h", "-help":
@@ -68,7 +71,11 @@ func usage(w io.Writer) {
 Usage:
   sqin serve [--demo] [flags]      run the OpenID Provider (sqin serve --help)
   sqin migrate --db URL            apply database migrations
-  sqin client create|list|delete   manage relying parties (sqin client create --help)
+  sqin client create|list|show|delete   manage relying parties (sqin client create --help)
+  sqin client import-subjects --db URL --sector S --file F.csv
+                                   keep the subs a public body's legacy service used
+  sqin registration token create|list|revoke
+                                   initial access tokens for POST /register (RFC 7591)
   sqin keys rotate --db URL        rotate the token signing keys
   sqin version                     print the version
 

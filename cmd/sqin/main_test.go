@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sqin/sqin/internal/clientreg"
 )
 
 func run(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
@@ -53,8 +55,8 @@ func TestClientCommands(t *testing.T) {
 		{"unknown scope", []string{"--id", "a", "--secret", "0123456789abcdef", "--redirect-uri", "https://rp.example/cb", "--scopes", "openid,everything"}, "unknown scope"},
 		{"public client_credentials", []string{"--id", "a", "--auth", "none", "--grant-types", "client_credentials"}, "public client"},
 		{"bad level", []string{"--id", "a", "--secret", "0123456789abcdef", "--redirect-uri", "https://rp.example/cb", "--min-loa", "4"}, "--min-loa"},
-		{"no redirect", []string{"--id", "a", "--secret", "0123456789abcdef"}, "--redirect-uri is required"},
-		{"no id", []string{"--secret", "0123456789abcdef", "--redirect-uri", "https://rp.example/cb"}, "--id is required"},
+		{"no redirect", []string{"--id", "a", "--secret", "0123456789abcdef"}, "--redirect-uri: redirect_uris is required"},
+		{"no id", []string{"--secret", "0123456789abcdef", "--redirect-uri", "https://rp.example/cb"}, "--id: client_id"},
 		{"bad alg", []string{"--id", "a", "--secret", "0123456789abcdef", "--redirect-uri", "https://rp.example/cb", "--signing-alg", "HS256"}, "--signing-alg"},
 	}
 	for _, tt := range tests {
@@ -71,11 +73,11 @@ func TestClientCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("create: %d %s", code, errOut)
 	}
-	var c clientJSON
+	var c clientreg.Metadata
 	if err := json.Unmarshal([]byte(out), &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.ClientID != "saaq-permis" || len(c.ClientSecret) < 32 || len(c.RedirectURIs) != 2 || c.MinACR != "urn:sqin:loa:2" || c.Sector != "saaq" {
+	if c.ClientID != "saaq-permis" || len(c.ClientSecret) < 32 || len(c.RedirectURIs) != 2 || c.MinimumACR != "urn:sqin:loa:2" || c.SectorIdentifier != "saaq" {
 		t.Fatalf("created client: %+v", c)
 	}
 	if code, _, errOut := run(t, nil, append(base, "--id", "saaq-permis", "--secret", "0123456789abcdef", "--redirect-uri", "https://x.example/cb")...); code != 1 || !strings.Contains(errOut, "already exists") {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin/internal/authn"
+	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
@@ -199,6 +200,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 func (a *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	a.op.Routes(mux)
+	// Client registration by integrators (RFC 7591/7592), /register.
+	clientreg.New(clientreg.Config{Issuer: a.cfg.Issuer}, a.db, a.log).Routes(mux)
 	mux.Handle("GET /static/", web.Static(assets.FS))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -46,39 +46,58 @@ func newEnv(t *testing.T) *env {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
 	e := &env{t: t, db: db, now: time.Now().UTC().Truncate(time.Millisecond)}
 	e.srv = httptest.NewServer(nil)
 	t.Cleanup(e.srv.Close)
-
-	sealer, _ := keys.NewSealer(make([]byte, 32))
-	km, err := keys.NewManager(ctx, db, sealer, keys.Config{Keep: time.Hour, RSABits: 2048})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hasher, err := authn.NewHasher(authn.DemoArgon2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := web.LoadCatalog(assets.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := web.NewRenderer(assets.FS, cat, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, err := oidc.New(oidc.Config{Issuer: e.srv.URL, SubjectKey: make([]byte, 32)}, db, km, hasher, rd, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := slog.New(slog.DiscardHandler)
 	e.h = New(Config{Issuer: e.srv.URL + "/", FailuresPerAddress: 5}, db, log)
 	e.h.now = func() time.Time { return e.now }
 	mux := http.NewServeMux()
-	op.Routes(mux)
+	e.provider(e.srv.URL).Routes(mux)
 	e.h.Routes(mux)
 	e.srv.Config.Handler = web.Observe(mux, log)
 	return e
+}
+
+// provider returns an OpenID Provider on the env's store.
+func (e *env) provider(issuer string) *oidc.Provider {
+	e.t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	sealer, _ := keys.NewSealer(make([]byte, 32))
+	km, err := keys.NewManager(ctx, e.db, sealer, keys.Config{Keep: time.Hour, RSABits: 2048})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	hasher, err := authn.NewHasher(authn.DemoArgon2)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cat, err := web.LoadCatalog(assets.FS)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rd, err := web.NewRenderer(assets.FS, cat, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	op, err := oidc.New(oidc.Config{Issuer: issuer, SubjectKey: make([]byte, 32)}, e.db, km, hasher, rd, log)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return op
+}
+
+// otherInstance is a second provider on the same store, whose caches have
+// not seen the client yet (the first one keeps clients a few seconds).
+func (e *env) otherInstance() string {
+	e.t.Helper()
+	srv := httptest.NewServer(nil)
+	e.t.Cleanup(srv.Close)
+	mux := http.NewServeMux()
+	e.provider(srv.URL).Routes(mux)
+	srv.Config.Handler = mux
+	return srv.URL
 }
 
 // token creates an initial access token with edit applied and returns its
@@ -292,6 +311,24 @@ func TestRegisterThenUseAndManage(t *testing.T) {
 		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
 		return e.do(http.MethodPost, "/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()))
 	}
+	tokenAt := func(base, secret string, basic bool) int {
+		form := url.Values{"grant_type": {"client_credentials"}}
+		if !basic {
+			form.Set("client_id", id)
+			form.Set("client_secret", secret)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
 	if tr := tokenWith(secret); tr.status != http.StatusOK || tr.json["access_token"] == nil {
 		t.Fatalf("token endpoint: %d %s", tr.status, tr.body)
 	}
@@ -341,18 +378,10 @@ func TestRegisterThenUseAndManage(t *testing.T) {
 		t.Fatalf("registration access token not rotated: %s", up.body)
 	}
 	e.do(http.MethodGet, path, rat, "", nil).wantError(t, http.StatusUnauthorized, "invalid_token", "not valid")
-	// The secret is kept; the client now authenticates with Basic.
-	form := url.Values{"grant_type": {"client_credentials"}}
-	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("token with Basic after update: %d", resp.StatusCode)
+	// The secret is kept; the client now authenticates with Basic (seen
+	// at once by an instance that has not cached the client).
+	if code := tokenAt(e.otherInstance(), secret, true); code != http.StatusOK {
+		t.Fatalf("token with Basic after update: %d", code)
 	}
 
 	// Moving to a public client and back generates a new secret.
@@ -368,8 +397,12 @@ func TestRegisterThenUseAndManage(t *testing.T) {
 	if conf.status != http.StatusOK || len(secret2) < 40 || secret2 == secret {
 		t.Fatalf("back to confidential: %d %s", conf.status, conf.body)
 	}
-	if tr := tokenWith(secret); tr.status != http.StatusUnauthorized {
-		t.Fatalf("old secret still works: %d %s", tr.status, tr.body)
+	other := e.otherInstance()
+	if code := tokenAt(other, secret, true); code != http.StatusUnauthorized {
+		t.Fatalf("old secret still works: %d", code)
+	}
+	if code := tokenAt(other, secret2, true); code != http.StatusOK {
+		t.Fatalf("new secret: %d", code)
 	}
 
 	// Delete.
@@ -379,6 +412,9 @@ func TestRegisterThenUseAndManage(t *testing.T) {
 	e.do(http.MethodGet, path, rat4, "", nil).wantError(t, http.StatusUnauthorized, "invalid_token", "not valid")
 	if _, err := e.db.GetClient(context.Background(), id); err == nil {
 		t.Fatal("client still there after delete")
+	}
+	if code := tokenAt(e.otherInstance(), secret2, true); code != http.StatusUnauthorized {
+		t.Fatalf("deleted client got a token: %d", code)
 	}
 }
 

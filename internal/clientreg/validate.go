@@ -54,6 +54,15 @@ var (
 	sectorRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$`)
 )
 
+// CheckSector checks the name of a sector (a public body) as
+// sector_identifier does.
+func CheckSector(s string) error {
+	if !sectorRE.MatchString(s) {
+		return invalid("sector_identifier", "sector_identifier %q must be 1 to 64 characters among A-Z a-z 0-9 . _ ~ -, starting with a letter or a digit", s)
+	}
+	return nil
+}
+
 // Options are what the caller may allow beyond the defaults.
 type Options struct {
 	// AllowPublicSubject lets subject_type public through: an operator
@@ -209,8 +218,8 @@ func Validate(m *Metadata, opt Options) (*sqin.Client, error) {
 		c.MinLoA = l
 	}
 	if s := m.SectorIdentifier; s != "" {
-		if !sectorRE.MatchString(s) {
-			return nil, invalid("sector_identifier", "sector_identifier %q must be 1 to 64 characters among A-Z a-z 0-9 . _ ~ -, starting with a letter or a digit", s)
+		if err := CheckSector(s); err != nil {
+			return nil, err
 		}
 		if s != c.ID {
 			c.Sector = s
