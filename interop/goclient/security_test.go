@@ -769,3 +769,72 @@ func jwtHeader(t testing.TB, tok string) map[string]any {
 	}
 	return m
 }
+
+// TestPerClientRequirements checks the per-client settings of `sqin client
+// create`: --require-par refuses a plain authorization request (and the
+// pushed one works), --require-dpop refuses a token request without a
+// proof, and a jwks_uri the provider would fetch from its own network is
+// refused at registration.
+func TestPerClientRequirements(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Server) {
+		t.Run("require-par", func(t *testing.T) {
+			spec := confidential("go-req-par", "client_secret_basic")
+			spec.Flags = []string{"--require-par"}
+			r := newRP(t, s, spec)
+			a := r.authURL([]string{"openid"})
+			cb := r.callback(t, a, newBrowser(), navOpts{Username: demoUser(1), Password: demoPassword})
+			q := cb.Query()
+			if q.Get("error") != "invalid_request" || !strings.Contains(q.Get("error_description"), "PAR") || q.Get("state") != a.State || q.Get("code") != "" {
+				t.Fatalf("authorization request without PAR for a --require-par client: %s; want error=invalid_request naming PAR", cb)
+			}
+			v, ap := r.authzParams()
+			req, _ := http.NewRequest(http.MethodPost, s.Issuer+"/par", strings.NewReader(v.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			status, m, raw := doJSON(t, basic(req, r))
+			uri, _ := m["request_uri"].(string)
+			if status != http.StatusCreated || uri == "" {
+				t.Fatalf("PAR with client_secret_basic: %d %s", status, raw)
+			}
+			u := s.Issuer + "/authorize?" + url.Values{"client_id": {spec.ID}, "request_uri": {uri}}.Encode()
+			cb, err := newBrowser().navigate(u, rpRedirect, navOpts{Username: demoUser(1), Password: demoPassword})
+			if err != nil {
+				t.Fatal(err)
+			}
+			code := r.checkCallback(t, authReq{State: ap.State}, cb)
+			if _, err := r.cfg.Exchange(ctxT(t), code, oauth2.VerifierOption(ap.Verifier)); err != nil {
+				t.Fatalf("code exchange after PAR: %s", describeErr(err))
+			}
+		})
+
+		t.Run("require-dpop", func(t *testing.T) {
+			kc := newKeyClient(t, s, "go-req-dpop", "--require-dpop")
+			cc := url.Values{"grant_type": {"client_credentials"}}
+			wantJSONError(t, kc.post(t, s.Issuer, "/token", merged(cc, kc.assertion(t, s.Issuer)), ""), http.StatusBadRequest,
+				"invalid_dpop_proof", "token request without a DPoP proof for a --require-dpop client")
+			r := kc.dpopPost(t, "/token", func() url.Values { return merged(cc, kc.assertion(t, s.Issuer)) })
+			if r.Status != http.StatusOK || r.JSON["token_type"] != "DPoP" {
+				t.Fatalf("token request with a DPoP proof: %s", r)
+			}
+			l := kc.signIn(t, 2)
+			if l.RT == "" {
+				t.Fatal("no refresh token")
+			}
+			wantJSONError(t, kc.post(t, s.Issuer, "/token", merged(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {l.RT}},
+				kc.assertion(t, s.Issuer)), ""), http.StatusBadRequest, "invalid_dpop_proof", "refresh without a DPoP proof for a --require-dpop client")
+		})
+
+		t.Run("jwks_uri on the provider's own network", func(t *testing.T) {
+			for _, u := range []string{"http://127.0.0.1:9/jwks.json", "https://127.0.0.1/jwks.json", "https://localhost/jwks.json", "https://10.0.0.8/jwks.json"} {
+				args := []string{"client", "create", "--db", s.DB.url, "--id", "go-jwks-uri-" + randHex(4), "--auth", "private_key_jwt",
+					"--jwks-uri", u, "--redirect-uri", rpRedirect}
+				cmd := osexec.Command(sqinBin, args...)
+				cmd.Dir = s.DB.dir
+				if out, err := cmd.CombinedOutput(); err == nil {
+					t.Errorf("sqin client create --jwks-uri %s: accepted, want refused (the provider would fetch its own network)\n%s", u, out)
+				} else if !strings.Contains(string(out), "jwks_uri") {
+					t.Errorf("sqin client create --jwks-uri %s: refused without naming jwks_uri: %s", u, out)
+				}
+			}
+		})
+	})
+}
