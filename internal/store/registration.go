@@ -19,7 +19,7 @@ type InitialAccessToken struct {
 	Uses               int    // registrations made with it
 	Note               string // operator's memo: who received it, for what
 	CreatedAt          time.Time
-	ExpiresAt          time.Time
+	ExpiresAt          time.Time // required: a token without expiry is never usable
 	RevokedAt          time.Time // zero while valid
 }
 
