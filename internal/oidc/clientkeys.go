@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -41,7 +44,14 @@ type cachedKeys struct {
 
 func newClientKeys(hc *http.Client) *clientKeys {
 	if hc == nil {
-		hc = &http.Client{Timeout: 5 * time.Second,
+		// Clients' jwks_uri are fetched from inside our network: refuse
+		// to connect to loopback, private or link-local addresses, whatever
+		// the name resolved to (SSRF).
+		dialer := &net.Dialer{Timeout: 3 * time.Second, Control: publicOnly}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = dialer.DialContext
+		tr.Proxy = nil
+		hc = &http.Client{Timeout: 5 * time.Second, Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	return &clientKeys{http: hc, ttl: 5 * time.Minute, minRefetch: 30 * time.Second, maxBytes: 64 << 10,
@@ -152,6 +162,24 @@ func (ck *clientKeys) fetch(ctx context.Context, uri string) ([]byte, error) {
 		return nil, errors.New("fetch jwks_uri: key set too large")
 	}
 	return b, nil
+}
+
+// publicOnly refuses connections to non-public addresses.
+func publicOnly(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsUnspecified() || ip.IsMulticast() || !ip.IsGlobalUnicast() {
+		return fmt.Errorf("refusing to fetch keys from non-public address %s", ip)
+	}
+	return nil
 }
 
 // parsePublicJWKS parses a JWKS and refuses private or symmetric keys.

@@ -24,6 +24,7 @@ type discoveryDoc struct {
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	RegistrationEndpoint              string   `json:"registration_endpoint,omitempty"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -65,6 +66,7 @@ func (p *Provider) discoveryDoc() discoveryDoc {
 		RevocationEndpoint:                iss + "/revoke",
 		IntrospectionEndpoint:             iss + "/introspect",
 		EndSessionEndpoint:                iss + "/logout",
+		RegistrationEndpoint:              iss + "/register",
 		ScopesSupported:                   supportedScopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},

@@ -211,6 +211,11 @@ func TestJWKSURIRotation(t *testing.T) {
 		_, _ = w.Write(current.jwks(t))
 	}))
 	defer jwksSrv.Close()
+	// The default fetcher refuses loopback (SSRF); this test server is one.
+	if _, err := e.p.clientKeys.fetch(context.Background(), jwksSrv.URL); err == nil || !strings.Contains(err.Error(), "non-public") {
+		t.Fatalf("loopback jwks_uri fetched: %v", err)
+	}
+	e.p.clientKeys = newClientKeys(http.DefaultClient)
 	e.addKeyClient("uri", current, func(c *sqin.Client) { c.JWKS, c.JWKSURI = nil, jwksSrv.URL })
 	cc := url.Values{"grant_type": {"client_credentials"}}
 	if s, r, _ := e.post("/token", merge(cc, assertionAuth(e.assertion(current, "uri", nil))), nil); s != 200 {
