@@ -13,35 +13,13 @@ var (
 	reqTotal [6]atomic.Uint64 // by status class: 0 other, 1xx … 5xx
 )
 
-type codeWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (c *codeWriter) WriteHeader(code int) {
-	if c.code == 0 {
-		c.code = code
+// countStatus counts a response by status class for /metrics.
+func countStatus(code int) {
+	if cls := code / 100; cls >= 1 && cls <= 5 {
+		reqTotal[cls].Add(1)
+	} else {
+		reqTotal[0].Add(1)
 	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *codeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
-
-// countRequests counts responses by status class for /metrics.
-func countRequests(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &codeWriter{ResponseWriter: w}
-		h.ServeHTTP(cw, r)
-		code := cw.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		if cls := code / 100; cls >= 1 && cls <= 5 {
-			reqTotal[cls].Add(1)
-		} else {
-			reqTotal[0].Add(1)
-		}
-	})
 }
 
 // metricsHandler writes a few process metrics in Prometheus text format.

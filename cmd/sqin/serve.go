@@ -223,7 +223,7 @@ func (a *app) handler() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler())
-	return web.Observe(countRequests(mux), a.log)
+	return web.ObserveWith(mux, a.log, countStatus)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {

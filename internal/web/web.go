@@ -4,6 +4,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -191,7 +192,11 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // Observe gives each request an ID (X-Request-Id), recovers panics into a
 // plain 500 without a stack trace on the wire, and logs method, path
 // (never the query, which may hold codes), status and duration.
-func Observe(h http.Handler, log *slog.Logger) http.Handler {
+func Observe(h http.Handler, log *slog.Logger) http.Handler { return ObserveWith(h, log, nil) }
+
+// ObserveWith is Observe that also reports each response's status to done
+// (for metrics) when done is not nil.
+func ObserveWith(h http.Handler, log *slog.Logger, done func(status int)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -212,6 +217,9 @@ func Observe(h http.Handler, log *slog.Logger) http.Handler {
 				if sw.status == 0 {
 					http.Error(sw, "internal error", http.StatusInternalServerError)
 				}
+			}
+			if done != nil {
+				done(cmp.Or(sw.status, http.StatusOK))
 			}
 			if log.Enabled(r.Context(), slog.LevelDebug) || sw.status >= 500 {
 				log.Log(r.Context(), levelFor(sw.status), "http", "request_id", id, "method", r.Method,
