@@ -146,12 +146,12 @@ func TestGracefulShutdown(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	resp, err := http.Get("http://" + addr + "/metrics")
+	mresp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
 	if !strings.Contains(string(metrics), `sqin_http_responses_total{class="2xx"}`) || strings.Contains(string(metrics), `class="2xx"} 0`) {
 		t.Fatalf("metrics do not count responses:\n%s", metrics)
 	}
