@@ -33,7 +33,7 @@ func (db *DB) CreateClient(ctx context.Context, c *sqin.Client) error {
 	if l.err != nil {
 		return l.invalid(op)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateClient), args...)
+	_, err := db.writeExec(ctx, qCreateClient, args...)
 	return wrap(op, err)
 }
 
@@ -104,7 +104,7 @@ var (
 
 // CreateAccount stores a; a taken ID or email is sqin.ErrConflict.
 func (db *DB) CreateAccount(ctx context.Context, a *sqin.Account) error {
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateAccount), a.ID, a.Email, a.EmailVerified, a.PasswordHash,
+	_, err := db.writeExec(ctx, qCreateAccount, a.ID, a.Email, a.EmailVerified, a.PasswordHash,
 		int64(a.LoA), a.PersonID, a.Locale, a.Locked, ms(a.CreatedAt), ms(a.UpdatedAt))
 	return wrap("sqlstore.CreateAccount", err)
 }
@@ -146,7 +146,7 @@ var (
 // CreatePerson stores p; a taken ID is sqin.ErrConflict.
 func (db *DB) CreatePerson(ctx context.Context, p *sqin.Person) error {
 	a := &p.Address
-	_, err := db.write.ExecContext(ctx, db.sql(qCreatePerson), p.ID, p.FamilyName, p.GivenName, p.BirthDate,
+	_, err := db.writeExec(ctx, qCreatePerson, p.ID, p.FamilyName, p.GivenName, p.BirthDate,
 		p.Sex, p.HealthNo, a.CivicNumber, a.Street, a.Unit, a.Municipality, a.Province, a.PostalCode,
 		a.Country, p.Language, p.DeathDate, ms(p.UpdatedAt))
 	return wrap("sqlstore.CreatePerson", err)

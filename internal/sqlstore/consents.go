@@ -29,7 +29,7 @@ func (db *DB) SaveConsent(ctx context.Context, c *sqin.Consent) error {
 	if l.err != nil {
 		return l.invalid(op)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qSaveConsent), c.AccountID, c.ClientID, scopes, claims, ms(c.GrantedAt))
+	_, err := db.writeExec(ctx, qSaveConsent, c.AccountID, c.ClientID, scopes, claims, ms(c.GrantedAt))
 	return wrap(op, err)
 }
 

@@ -48,7 +48,7 @@ func (db *DB) CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error {
 	if l.err != nil {
 		return l.invalid(op)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateCode), args...)
+	_, err := db.writeExec(ctx, qCreateCode, args...)
 	return wrap(op, err)
 }
 
@@ -71,11 +71,11 @@ func scanCode(s scanner) (*sqin.AuthCode, error) {
 func (db *DB) ExchangeCode(ctx context.Context, codeHash string, now time.Time,
 	issue func(*sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error)) error {
 	const op = "sqlstore.ExchangeCode"
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return wrap(op, err)
 	}
-	defer tx.Rollback()
+	defer db.rollback(ctx, tx)
 	at := ms(now)
 	c, err := scanCode(tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -99,7 +99,7 @@ func (db *DB) ExchangeCode(ctx context.Context, codeHash string, now time.Time,
 			return wrap(op, err)
 		}
 	}
-	return wrap(op, tx.Commit())
+	return wrap(op, db.commit(ctx, tx))
 }
 
 // unusable explains why a code or refresh token could not be marked used:
@@ -116,7 +116,7 @@ func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, 
 		if _, err := tx.ExecContext(ctx, db.sql(qRevokeGrant), now, grantID); err != nil {
 			return wrap(op, err)
 		}
-		if err := tx.Commit(); err != nil {
+		if err := db.commit(ctx, tx); err != nil {
 			return wrap(op, err)
 		}
 		return fail(op, sqin.ErrReplay, nil)
@@ -165,11 +165,11 @@ func scanRefresh(s scanner) (*sqin.RefreshToken, error) {
 func (db *DB) RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
 	next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error {
 	const op = "sqlstore.RotateRefreshToken"
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return wrap(op, err)
 	}
-	defer tx.Rollback()
+	defer db.rollback(ctx, tx)
 	at := ms(now)
 	t, err := scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -197,7 +197,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, tokenHash string, now time
 	if err := db.createRefresh(ctx, tx, nt); err != nil {
 		return wrap(op, err)
 	}
-	return wrap(op, tx.Commit())
+	return wrap(op, db.commit(ctx, tx))
 }
 
 // GetRefreshToken returns a refresh token even when used or expired.

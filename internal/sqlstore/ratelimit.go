@@ -38,23 +38,23 @@ func window(op string, d time.Duration, now time.Time) (bucket, start, size int6
 	return t - t%size, t - d.Milliseconds() - size, size, nil
 }
 
-// Hit records one event for key and returns how many the window ending at
-// now holds, this one included. The first hit of a bucket drops the key's
-// buckets that have left the window.
-func (db *DB) Hit(ctx context.Context, key string, d time.Duration, now time.Time) (int, error) {
+// hit records one event for key through w and returns how many the window
+// ending at now holds, this one included. The first hit of a bucket drops
+// the key's buckets that have left the window.
+func (db *DB) hit(ctx context.Context, w sqlWriter, key string, d time.Duration, now time.Time) (int, error) {
 	const op = "sqlstore.Hit"
 	bucket, start, size, err := window(op, d, now)
 	if err != nil {
 		return 0, err
 	}
 	var current, older int64
-	err = db.write.QueryRowContext(ctx, db.sql(qHit), key, bucket, bucket+size+d.Milliseconds(),
+	err = w.QueryRowContext(ctx, db.sql(qHit), key, bucket, bucket+size+d.Milliseconds(),
 		key, start, bucket).Scan(&current, &older)
 	if err != nil {
 		return 0, wrap(op, err)
 	}
 	if current == 1 {
-		if _, err := db.write.ExecContext(ctx, db.sql(qDropBuckets), key, start); err != nil {
+		if _, err := w.ExecContext(ctx, db.sql(qDropBuckets), key, start); err != nil {
 			return 0, wrap(op, err)
 		}
 	}
@@ -75,6 +75,6 @@ func (db *DB) Count(ctx context.Context, key string, d time.Duration, now time.T
 
 // Reset forgets the key's events.
 func (db *DB) Reset(ctx context.Context, key string) error {
-	_, err := db.write.ExecContext(ctx, db.sql(qResetHits), key)
+	_, err := db.writeExec(ctx, qResetHits, key)
 	return wrap("sqlstore.Reset", err)
 }

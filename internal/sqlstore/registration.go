@@ -108,7 +108,7 @@ func scanIAT(s scanner) (*store.InitialAccessToken, error) {
 // CreateInitialAccessToken stores t; a taken ID or hash is
 // sqin.ErrConflict.
 func (db *DB) CreateInitialAccessToken(ctx context.Context, t *store.InitialAccessToken) error {
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateIAT), t.ID, t.Hash, t.Sector, t.AllowPublicSubject,
+	_, err := db.writeExec(ctx, qCreateIAT, t.ID, t.Hash, t.Sector, t.AllowPublicSubject,
 		int64(t.MaxUses), int64(t.Uses), t.Note, ms(t.CreatedAt), ms(t.ExpiresAt), ms(t.RevokedAt))
 	return wrap("sqlstore.CreateInitialAccessToken", err)
 }

@@ -27,7 +27,7 @@ func (db *DB) CreateSession(ctx context.Context, s *sqin.Session) error {
 	if l.err != nil {
 		return l.invalid(op)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateSession), s.ID, s.AccountID, int64(s.LoA), amr,
+	_, err := db.writeExec(ctx, qCreateSession, s.ID, s.AccountID, int64(s.LoA), amr,
 		ms(s.AuthTime), ms(s.CreatedAt), ms(s.ExpiresAt))
 	return wrap(op, err)
 }
@@ -78,7 +78,7 @@ func (db *DB) CreateAuthRequest(ctx context.Context, r *sqin.AuthRequest) error 
 	if l.err != nil {
 		return l.invalid(op)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qCreateAuthRequest), args...)
+	_, err := db.writeExec(ctx, qCreateAuthRequest, args...)
 	return wrap(op, err)
 }
 

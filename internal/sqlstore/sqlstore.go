@@ -40,6 +40,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/store"
 )
 
@@ -211,21 +212,26 @@ func (db *DB) sql(q query) string {
 	return q.sqlite
 }
 
-// inTx runs fn in a write transaction, committed when fn returns nil.
+// inTx runs fn in a write transaction, committed when fn returns nil
+// together with the audit events ctx carries (see audit.go).
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+	tx, err := db.begin(ctx)
 	if err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		db.rollback(ctx, tx)
 		return err
 	}
-	return tx.Commit()
+	return db.commit(ctx, tx)
 }
 
-// exec runs a write on its own and reports whether it changed a row.
+// exec runs a write on its own and reports whether it changed a row; with
+// the audit events ctx carries, unless it changed none.
 func (db *DB) exec(ctx context.Context, q query, args ...any) (bool, error) {
+	if audit.Pending(ctx) {
+		return db.execChanged(ctx, q, args...)
+	}
 	res, err := db.write.ExecContext(ctx, db.sql(q), args...)
 	if err != nil {
 		return false, err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 )
 
 // Clients stores relying parties.
@@ -143,6 +144,14 @@ type Subjects interface {
 	GetLegacySubject(ctx context.Context, sector, accountID string) (string, error)
 }
 
+// Audit stores the tamper-evident audit log (internal/audit, which
+// documents each method). Besides AppendEvents, every write of every store
+// method also writes, in the transaction of its change, the events its context
+// carries (audit.With); see audit.With for the rules.
+type Audit interface {
+	audit.Storage
+}
+
 // Store is every concern together, as one backend provides them.
 type Store interface {
 	Clients
@@ -159,6 +168,7 @@ type Store interface {
 	Logouts
 	Registrations
 	SubjectImports
+	Audit
 	Ping(ctx context.Context) error
 	Close() error
 }

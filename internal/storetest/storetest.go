@@ -56,6 +56,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LogoutQueueLimit", testLogoutQueueLimit},
 		{"ClaimLogouts", testClaimLogouts},
 		{"ClaimLogoutsConcurrent", testClaimLogoutsConcurrent},
+		{"AuditAppend", testAuditAppend},
+		{"AuditWithWrites", testAuditWithWrites},
+		{"AuditRollback", testAuditRollback},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"AuditTreeHeads", testAuditTreeHeads},
+		{"AuditSubtrees", testAuditSubtrees},
+		{"AuditRedact", testAuditRedact},
+		{"AuditLog", testAuditLog},
 		{"Ping", func(t *testing.T, s store.Store) { ok(t, s.Ping(t.Context())) }},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,492 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
+)
+
+// The audit log (internal/audit). Every write transaction of the store
+// ends with commit, which writes the events the context carries
+// (audit.With) before committing; a write that fails drops them. Event
+// numbers come from audit_state.size, raised in the same transaction: the
+// row lock (PostgreSQL) or the single writer (SQLite) serialises appenders
+// from reservation to commit, so numbers are gap-free and committed in
+// order, and the size a reader sees counts only committed events.
+
+const auditCols = `seq, at, request_id, actor_kind, actor_id, action, subject, client_id, public_body,
+	legal_basis, attributes, outcome, detail, salt, personal_digest, leaf_hash, redacted`
+
+// auditBatch is the most events one INSERT writes.
+const auditBatch = 32
+
+var (
+	qAuditReserve   = newQuery(`UPDATE audit_state SET size = size + ? WHERE id = 1 RETURNING size`)
+	qAuditSize      = newQuery(`SELECT size FROM audit_state WHERE id = 1`)
+	qAuditEnd       = newQuery(`SELECT COALESCE(MAX(seq), -1) FROM audit_events`)
+	qAuditEvents    = newQuery(`SELECT ` + auditCols + ` FROM audit_events WHERE seq >= ? AND seq < ? ORDER BY seq`)
+	qAuditLeaves    = newQuery(`SELECT seq, leaf_hash FROM audit_events WHERE seq >= ? AND seq < ? ORDER BY seq`)
+	qAuditBySubject = newQuery(`SELECT ` + auditCols + ` FROM audit_events
+		WHERE subject = ? AND seq >= ? ORDER BY seq LIMIT ?`)
+	qAuditToRedact = newQuery(`SELECT ` + auditCols + ` FROM audit_events
+		WHERE at < ? AND NOT redacted ORDER BY at, seq LIMIT ?`)
+	qAuditRedact = newQuery(`UPDATE audit_events SET request_id = '', actor_id = '', subject = '',
+		legal_basis = '', detail = '', salt = NULL, personal_digest = ?, redacted = ? WHERE seq = ? AND NOT redacted`)
+	qSaveTreeHead = newQuery(`INSERT INTO audit_tree_heads (tree_size, timestamp, root_hash, key_id, signature)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (tree_size) DO NOTHING`)
+	qLatestTreeHead = newQuery(`SELECT tree_size, timestamp, root_hash, key_id, signature FROM audit_tree_heads
+		ORDER BY tree_size DESC LIMIT 1`)
+	qTreeHeads       = newQuery(`SELECT tree_size, timestamp, root_hash, key_id, signature FROM audit_tree_heads ORDER BY tree_size`)
+	qSaveSubtree     = newQuery(`INSERT INTO audit_subtrees (node, hash) VALUES (?, ?) ON CONFLICT (node) DO NOTHING`)
+	qSubtreeFrontier = newQuery(`SELECT COALESCE(MAX(node), -1) FROM audit_subtrees WHERE node >= ? AND node < ?`)
+)
+
+// auditInserts holds INSERT statements for 1 to auditBatch rows, and
+// subtreeSelects SELECTs of 1 to auditBatch nodes, made when first used.
+var auditInserts, subtreeSelects sync.Map // int -> query
+
+func auditInsert(n int) query {
+	if q, ok := auditInserts.Load(n); ok {
+		return q.(query)
+	}
+	row := "(" + strings.Repeat("?, ", strings.Count(auditCols, ",")) + "?)"
+	q := newQuery("INSERT INTO audit_events (" + auditCols + ") VALUES " +
+		strings.Repeat(row+", ", n-1) + row)
+	auditInserts.Store(n, q)
+	return q
+}
+
+func subtreeSelect(n int) query {
+	if q, ok := subtreeSelects.Load(n); ok {
+		return q.(query)
+	}
+	q := newQuery("SELECT node, hash FROM audit_subtrees WHERE node IN (" +
+		strings.Repeat("?, ", n-1) + "?)")
+	subtreeSelects.Store(n, q)
+	return q
+}
+
+// nodeKey packs a node ID into one integer column.
+func nodeKey(id audit.NodeID) int64 { return int64(id.Level)<<56 | int64(id.Index) }
+
+func nodeOf(k int64) audit.NodeID {
+	return audit.NodeID{Level: uint8(k >> 56), Index: uint64(k) & (1<<56 - 1)}
+}
+
+// begin starts a write transaction; when it cannot, the events ctx
+// carries are dropped as with any failed write.
+func (db *DB) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		audit.Take(ctx)
+	}
+	return tx, err
+}
+
+// commit writes the events ctx carries into tx and commits.
+func (db *DB) commit(ctx context.Context, tx *sql.Tx) error {
+	if evs := audit.Take(ctx); len(evs) > 0 {
+		ps := make([]*audit.Event, len(evs))
+		for i := range evs {
+			ps[i] = &evs[i]
+		}
+		if err := db.appendEvents(ctx, tx, ps); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// rollback rolls tx back (harmless after commit) and drops the events ctx
+// still carries.
+func (db *DB) rollback(ctx context.Context, tx *sql.Tx) {
+	audit.Take(ctx)
+	tx.Rollback()
+}
+
+// writeExec runs a write on its own, or, when ctx carries events, in a
+// transaction with them.
+func (db *DB) writeExec(ctx context.Context, q query, args ...any) (sql.Result, error) {
+	if !audit.Pending(ctx) {
+		return db.write.ExecContext(ctx, db.sql(q), args...)
+	}
+	var res sql.Result
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, db.sql(q), args...)
+		return err
+	})
+	return res, err
+}
+
+// execChanged is exec when ctx carries events: a write that changes no
+// row changed nothing, so its events are dropped with its transaction.
+func (db *DB) execChanged(ctx context.Context, q query, args ...any) (bool, error) {
+	changed := false
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.sql(q), args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err == nil && n == 0 {
+			return errNoChange
+		}
+		changed = true
+		return err
+	})
+	if err == errNoChange {
+		return false, nil
+	}
+	return changed, err
+}
+
+var errNoChange = fmt.Errorf("sqlstore: no row changed")
+
+// sqlWriter is what Hit needs of a pool or a transaction.
+type sqlWriter interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Hit records one event for key and returns how many the window ending at
+// now holds, this one included; with the events ctx carries in the same
+// transaction (a failed sign-in and its rate-limit hit, say).
+func (db *DB) Hit(ctx context.Context, key string, d time.Duration, now time.Time) (int, error) {
+	if !audit.Pending(ctx) {
+		return db.hit(ctx, db.write, key, d, now)
+	}
+	var n int
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = db.hit(ctx, tx, key, d, now)
+		return err
+	})
+	return n, err
+}
+
+// AppendEvents appends the events ctx carries, then events, in one
+// transaction, setting their ID (and Time when zero).
+func (db *DB) AppendEvents(ctx context.Context, events ...*audit.Event) error {
+	const op = "sqlstore.AppendEvents"
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer db.rollback(ctx, tx)
+	pend := audit.Take(ctx)
+	all := make([]*audit.Event, 0, len(pend)+len(events))
+	for i := range pend {
+		all = append(all, &pend[i])
+	}
+	all = append(all, events...)
+	if err := db.appendEvents(ctx, tx, all); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, db.commit(ctx, tx))
+}
+
+// appendEvents numbers, hashes and inserts events in tx.
+func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
+	const op = "sqlstore.AppendEvents"
+	if len(events) == 0 {
+		return nil
+	}
+	now := time.Now()
+	salts := make([]byte, audit.SaltSize*len(events))
+	rand.Read(salts)
+	for i, e := range events {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		if len(e.Salt) == 0 {
+			e.Salt = salts[i*audit.SaltSize : (i+1)*audit.SaltSize : (i+1)*audit.SaltSize]
+		}
+		e.Normalize()
+		// The ID is not known yet; Validate does not look at it.
+		if err := e.Validate(); err != nil {
+			return &sqin.Error{Code: sqin.EInvalid, Op: op, Message: "audit event refused", Err: err}
+		}
+	}
+	var size int64
+	if err := tx.QueryRowContext(ctx, db.sql(qAuditReserve), int64(len(events))).Scan(&size); err != nil {
+		return err
+	}
+	next := uint64(size) - uint64(len(events))
+	args := make([]any, 0, auditBatch*17)
+	for start := 0; start < len(events); start += auditBatch {
+		batch := events[start:min(start+auditBatch, len(events))]
+		args = args[:0]
+		for _, e := range batch {
+			e.ID = next
+			next++
+			leaf := e.LeafHash()
+			args = append(args, int64(e.ID), e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action,
+				e.Subject, e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome,
+				e.Detail, e.Salt, nil, leaf[:], false)
+		}
+		if _, err := tx.ExecContext(ctx, db.sql(auditInsert(len(batch))), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AuditSize is the number of events appended.
+func (db *DB) AuditSize(ctx context.Context) (uint64, error) {
+	var n int64
+	err := db.read.QueryRowContext(ctx, db.sql(qAuditSize)).Scan(&n)
+	return uint64(n), wrap("sqlstore.AuditSize", err)
+}
+
+// AuditEnd is one more than the highest event ID stored.
+func (db *DB) AuditEnd(ctx context.Context) (uint64, error) {
+	var n int64
+	err := db.read.QueryRowContext(ctx, db.sql(qAuditEnd)).Scan(&n)
+	return uint64(n + 1), wrap("sqlstore.AuditEnd", err)
+}
+
+// seqArg bounds a sequence number for a BIGINT column.
+func seqArg(n uint64) int64 { return int64(min(n, 1<<63-1)) }
+
+func scanRecord(s scanner) (*audit.Record, error) {
+	r := new(audit.Record)
+	var leaf, personal []byte
+	err := s.Scan(&r.ID, millis{&r.Time}, &r.RequestID, &r.Actor.Kind, &r.Actor.ID, &r.Action, &r.Subject,
+		&r.ClientID, &r.PublicBody, &r.LegalBasis, strs{&r.Attributes}, &r.Outcome, &r.Detail, &r.Salt,
+		&personal, &leaf, &r.Redacted)
+	if err != nil {
+		return nil, err
+	}
+	// A stored hash of the wrong length reads as zero: it then matches
+	// nothing, which is what verification must report.
+	r.LeafHash, _ = audit.HashFromBytes(leaf)
+	if personal != nil {
+		h, _ := audit.HashFromBytes(personal)
+		r.PersonalDigest = &h
+	}
+	if len(r.Salt) == 0 {
+		r.Salt = nil
+	}
+	return r, nil
+}
+
+func (db *DB) records(ctx context.Context, op string, q query, args ...any) ([]*audit.Record, error) {
+	rows, err := db.read.QueryContext(ctx, db.sql(q), args...)
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var rs []*audit.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs, wrap(op, rows.Err())
+}
+
+// Events returns the stored events with from <= ID < to, by ID.
+func (db *DB) Events(ctx context.Context, from, to uint64) ([]*audit.Record, error) {
+	return db.records(ctx, "sqlstore.Events", qAuditEvents, seqArg(from), seqArg(to))
+}
+
+// EventsBySubject returns up to limit events about subject with ID >= from.
+func (db *DB) EventsBySubject(ctx context.Context, subject string, from uint64, limit int) ([]*audit.Record, error) {
+	if subject == "" || limit <= 0 {
+		return nil, nil
+	}
+	return db.records(ctx, "sqlstore.EventsBySubject", qAuditBySubject, subject, seqArg(from), int64(limit))
+}
+
+// LeafHashes returns the stored leaf hashes of events [from, to).
+func (db *DB) LeafHashes(ctx context.Context, from, to uint64) ([]audit.Hash, error) {
+	const op = "sqlstore.LeafHashes"
+	if to <= from {
+		return nil, nil
+	}
+	rows, err := db.read.QueryContext(ctx, db.sql(qAuditLeaves), seqArg(from), seqArg(to))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	hs := make([]audit.Hash, 0, to-from)
+	var leaf []byte
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq, &leaf); err != nil {
+			return nil, wrap(op, err)
+		}
+		h, err := audit.HashFromBytes(leaf)
+		if uint64(seq) != from+uint64(len(hs)) || err != nil {
+			return nil, &sqin.Error{Code: sqin.EInternal, Op: op,
+				Message: fmt.Sprintf("audit event %d is missing or its leaf hash is damaged", from+uint64(len(hs)))}
+		}
+		hs = append(hs, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(op, err)
+	}
+	if uint64(len(hs)) != to-from {
+		return nil, &sqin.Error{Code: sqin.EInternal, Op: op,
+			Message: fmt.Sprintf("audit event %d is missing", from+uint64(len(hs)))}
+	}
+	return hs, nil
+}
+
+// RedactEvents drops the personal fields and the salt of up to limit
+// events older than before, oldest first, keeping their personal digest,
+// with the events ctx carries, in one transaction.
+func (db *DB) RedactEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.sql(qAuditToRedact), ms(before), int64(max(limit, 0)))
+		if err != nil {
+			return err
+		}
+		var rs []*audit.Record
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			rs = append(rs, r)
+		}
+		if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		for _, r := range rs {
+			d := r.Event.PersonalDigest()
+			res, err := tx.ExecContext(ctx, db.sql(qAuditRedact), d[:], true, int64(r.ID))
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	return n, wrap("sqlstore.RedactEvents", err)
+}
+
+// SaveTreeHead stores th unless a head of its size is stored.
+func (db *DB) SaveTreeHead(ctx context.Context, th *audit.TreeHead) error {
+	_, err := db.writeExec(ctx, qSaveTreeHead, int64(th.TreeSize), th.Timestamp, th.RootHash[:], th.KeyID,
+		th.Signature)
+	return wrap("sqlstore.SaveTreeHead", err)
+}
+
+func scanTreeHead(s scanner) (*audit.TreeHead, error) {
+	th := new(audit.TreeHead)
+	var root []byte
+	if err := s.Scan(&th.TreeSize, &th.Timestamp, &root, &th.KeyID, &th.Signature); err != nil {
+		return nil, err
+	}
+	th.RootHash, _ = audit.HashFromBytes(root) // a damaged root matches nothing
+	return th, nil
+}
+
+// LatestTreeHead returns the head of the largest size, or sqin.ErrNotFound.
+func (db *DB) LatestTreeHead(ctx context.Context) (*audit.TreeHead, error) {
+	th, err := scanTreeHead(db.read.QueryRowContext(ctx, db.sql(qLatestTreeHead)))
+	if err != nil {
+		return nil, wrap("sqlstore.LatestTreeHead", err)
+	}
+	return th, nil
+}
+
+// TreeHeads returns every stored head, by size.
+func (db *DB) TreeHeads(ctx context.Context) ([]*audit.TreeHead, error) {
+	const op = "sqlstore.TreeHeads"
+	rows, err := db.read.QueryContext(ctx, db.sql(qTreeHeads))
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	defer rows.Close()
+	var ths []*audit.TreeHead
+	for rows.Next() {
+		th, err := scanTreeHead(rows)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		ths = append(ths, th)
+	}
+	return ths, wrap(op, rows.Err())
+}
+
+// Subtrees returns the cached hashes of the nodes asked for.
+func (db *DB) Subtrees(ctx context.Context, ids []audit.NodeID) (map[audit.NodeID]audit.Hash, error) {
+	const op = "sqlstore.Subtrees"
+	out := make(map[audit.NodeID]audit.Hash, len(ids))
+	args := make([]any, 0, auditBatch)
+	for start := 0; start < len(ids); start += auditBatch {
+		batch := ids[start:min(start+auditBatch, len(ids))]
+		args = args[:0]
+		for _, id := range batch {
+			args = append(args, nodeKey(id))
+		}
+		rows, err := db.read.QueryContext(ctx, db.sql(subtreeSelect(len(batch))), args...)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		for rows.Next() {
+			var k int64
+			var b []byte
+			if err := rows.Scan(&k, &b); err != nil {
+				rows.Close()
+				return nil, wrap(op, err)
+			}
+			if h, err := audit.HashFromBytes(b); err == nil {
+				out[nodeOf(k)] = h
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, wrap(op, err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrap(op, err)
+		}
+	}
+	return out, nil
+}
+
+// SaveSubtrees caches node hashes in one transaction.
+func (db *DB) SaveSubtrees(ctx context.Context, nodes map[audit.NodeID]audit.Hash) error {
+	if len(nodes) == 0 {
+		return nil
+	}
+	return wrap("sqlstore.SaveSubtrees", db.inTx(ctx, func(tx *sql.Tx) error {
+		for id, h := range nodes {
+			if _, err := tx.ExecContext(ctx, db.sql(qSaveSubtree), nodeKey(id), h[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// SubtreeFrontier is one more than the highest index cached at level.
+func (db *DB) SubtreeFrontier(ctx context.Context, level uint8) (uint64, error) {
+	var k int64
+	lo := nodeKey(audit.NodeID{Level: level})
+	err := db.read.QueryRowContext(ctx, db.sql(qSubtreeFrontier), lo, lo+1<<56).Scan(&k)
+	if err != nil || k < 0 {
+		return 0, wrap("sqlstore.SubtreeFrontier", err)
+	}
+	return nodeOf(k).Index + 1, nil
+}
