@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -38,6 +39,9 @@ type Hasher struct {
 	// dummy is a hash of a random password with the current parameters,
 	// verified when an account does not exist so that timing is the same.
 	dummy string
+	// slots bounds how many hashes run at once: each takes MemoryKiB, so
+	// a burst of sign-ins must queue rather than exhaust memory.
+	slots chan struct{}
 }
 
 // NewHasher returns a hasher with parameters p.
@@ -45,7 +49,7 @@ func NewHasher(p Argon2Params) (*Hasher, error) {
 	if p.Time == 0 || p.MemoryKiB < 1024 || p.Threads == 0 || p.KeyLen < 16 || p.SaltLen < 16 {
 		return nil, fmt.Errorf("authn: argon2id parameters too weak: %+v", p)
 	}
-	h := &Hasher{P: p}
+	h := &Hasher{P: p, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
 	var pw [24]byte
 	_, _ = rand.Read(pw[:])
 	d, err := h.Hash(string(pw[:]))
@@ -62,7 +66,7 @@ func (h *Hasher) Hash(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("authn: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, h.P.Time, h.P.MemoryKiB, h.P.Threads, h.P.KeyLen)
+	key := h.idKey([]byte(password), salt, h.P, h.P.KeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
 		h.P.MemoryKiB, h.P.Time, h.P.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
@@ -85,11 +89,18 @@ func (h *Hasher) verify(hash, password string) error {
 	if err != nil {
 		return err
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.MemoryKiB, p.Threads, uint32(len(key)))
+	got := h.idKey([]byte(password), salt, p, uint32(len(key)))
 	if subtle.ConstantTimeCompare(got, key) != 1 {
 		return ErrMismatch
 	}
 	return nil
+}
+
+// idKey runs argon2id in one of the hasher's slots.
+func (h *Hasher) idKey(password, salt []byte, p Argon2Params, keyLen uint32) []byte {
+	h.slots <- struct{}{}
+	defer func() { <-h.slots }()
+	return argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
 }
 
 // NeedsRehash reports whether hash was made with other parameters than h's.

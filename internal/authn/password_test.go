@@ -2,8 +2,10 @@ package authn
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashVerify(t *testing.T) {
@@ -64,5 +66,32 @@ func BenchmarkVerifyDefault(b *testing.B) {
 	hash, _ := h.Hash("pw")
 	for b.Loop() {
 		_ = h.Verify(hash, "pw")
+	}
+}
+
+// When every slot is taken, a verification waits for one: memory stays
+// bounded by slots × MemoryKiB whatever the burst of sign-ins.
+func TestHashesWaitForASlot(t *testing.T) {
+	h, err := NewHasher(DemoArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(h.slots) < 1 || cap(h.slots) > runtime.GOMAXPROCS(0) {
+		t.Fatalf("%d slots for %d CPUs", cap(h.slots), runtime.GOMAXPROCS(0))
+	}
+	hash, _ := h.Hash("pw")
+	for range cap(h.slots) {
+		h.slots <- struct{}{}
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.Verify(hash, "pw") }()
+	select {
+	case <-done:
+		t.Fatal("a hash ran while every slot was taken")
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-h.slots
+	if err := <-done; err != nil {
+		t.Fatalf("verify after a slot freed: %v", err)
 	}
 }
