@@ -151,7 +151,7 @@ func (p *Provider) lookupClient(r *http.Request, clientID string) (*sqin.Client,
 	if clientID == "" {
 		return nil, &authzFailure{oauthError: oerr(errInvalidRequest, "client_id is missing"), page: "error.client_missing"}
 	}
-	c, err := p.st.GetClient(r.Context(), clientID)
+	c, err := p.client(r.Context(), clientID)
 	if err != nil {
 		if !errors.Is(err, sqin.ErrNotFound) {
 			p.logErr(r.Context(), "oidc: get client", err)
