@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/keys"
@@ -310,7 +311,7 @@ func keysCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(s
 		algs = []string{*alg}
 	}
 	for _, a := range algs {
-		if err := m.Rotate(ctx, a); err != nil {
+		if err := m.Rotate(audit.With(ctx, keysRotated(getenv, a)), a); err != nil { // the event commits with the key
 			return err
 		}
 		fmt.Fprintf(stdout, "rotated %s; the previous key stays published for %s\n", a, *keep)

@@ -6,6 +6,7 @@
 //	sqin client create|list|show|delete|import-subjects    manage relying parties
 //	sqin registration token create|list|revoke              initial access tokens (RFC 7591)
 //	sqin keys rotate --db URL         rotate the token signing keys
+//	sqin audit verify|export|head|prove|key|redact   the audit log
 //	sqin version                      print the version
 package main
 
@@ -46,6 +47,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		err = keysCmd(ctx, args[1:], stdout, getenv)
 	case "registration":
 		err = registration(ctx, args[1:], stdout, getenv)
+	case "audit":
+		err = auditCmd(ctx, args[1:], stdout, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sqin", version)
 	case "help", "--help", "-h", "-help":
@@ -77,6 +80,8 @@ Usage:
   sqin registration token create|list|revoke
                                    initial access tokens for POST /register (RFC 7591)
   sqin keys rotate --db URL        rotate the token signing keys
+  sqin audit verify|export|head|prove|key|redact
+                                   the tamper-evident audit log (docs/audit.md)
   sqin version                     print the version
 
 Every serve flag can also be set as SQIN_<FLAG> in the environment or in a

@@ -67,8 +67,8 @@ type Storage interface {
 	// RedactEvents drops the personal fields (request ID, actor ID,
 	// subject, legal basis, detail) and the salt of up to limit events
 	// older than before, oldest first, keeping their personal digest, with
-	// the events ctx carries in the same transaction. It returns how many
-	// it redacted (0: none is left).
+	// the events ctx carries in the same transaction (dropped when there is
+	// nothing to redact). It returns how many it redacted (0: none is left).
 	RedactEvents(ctx context.Context, before time.Time, limit int) (int64, error)
 
 	// SaveTreeHead stores a signed tree head; one already stored for the

@@ -51,13 +51,17 @@ type Finding struct {
 }
 
 func (f Finding) String() string {
+	msg := f.Message
+	if f.External {
+		msg += " (tree head given from outside)"
+	}
 	switch {
 	case f.Events == 1:
-		return fmt.Sprintf("%s: event %d: %s", f.Kind, f.Event, f.Message)
+		return fmt.Sprintf("%s: event %d: %s", f.Kind, f.Event, msg)
 	case f.Events > 1:
-		return fmt.Sprintf("%s: events %d to %d: %s", f.Kind, f.Event, f.Event+f.Events-1, f.Message)
+		return fmt.Sprintf("%s: events %d to %d: %s", f.Kind, f.Event, f.Event+f.Events-1, msg)
 	}
-	return fmt.Sprintf("%s: %s", f.Kind, f.Message)
+	return fmt.Sprintf("%s: %s", f.Kind, msg)
 }
 
 // Report is the result of Verify.

@@ -347,7 +347,8 @@ func (db *DB) LeafHashes(ctx context.Context, from, to uint64) ([]audit.Hash, er
 
 // RedactEvents drops the personal fields and the salt of up to limit
 // events older than before, oldest first, keeping their personal digest,
-// with the events ctx carries, in one transaction.
+// with the events ctx carries, in one transaction; when there is nothing
+// to redact, those events are dropped.
 func (db *DB) RedactEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
@@ -379,8 +380,14 @@ func (db *DB) RedactEvents(ctx context.Context, before time.Time, limit int) (in
 			}
 			n += k
 		}
+		if n == 0 {
+			return errNoChange // nothing redacted: no event either
+		}
 		return nil
 	})
+	if err == errNoChange {
+		err = nil
+	}
 	return n, wrap("sqlstore.RedactEvents", err)
 }
 
