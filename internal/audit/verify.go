@@ -146,7 +146,7 @@ func Verify(ctx context.Context, st Storage, opt VerifyOptions) (*Report, error)
 	}
 	v.cps = cps
 
-	if err := v.pass(ctx, st, max(size, end)); err != nil {
+	if err := v.pass(ctx, st, end); err != nil {
 		return nil, err
 	}
 	v.finish()
@@ -203,27 +203,56 @@ type chunk struct {
 	err  error
 }
 
-// pass reads [0, end) in chunks, in parallel, and consumes them in order.
+// pass reads the events: [0, min(size, end)) in chunks, in parallel,
+// consumed in order; then those numbered from size on (extra) in one read;
+// [end, size) holds none, so it is reported missing without reading.
 func (v *verifier) pass(ctx context.Context, st Storage, end uint64) error {
+	v.hashes = map[NodeID]Hash{}
+	v.b.Emit = func(id NodeID, h Hash) {
+		if id.Level >= CacheLevel {
+			v.nodes = append(v.nodes, id)
+			v.hashes[id] = h
+		}
+	}
+	if err := v.chunks(ctx, st, min(v.size, end)); err != nil {
+		return err
+	}
+	if end > v.size {
+		c := readChunk(ctx, st, v.size, end)
+		if c.err != nil {
+			return c.err
+		}
+		v.consume(c)
+	}
+	if v.expect < v.size {
+		v.gap(v.expect, v.size)
+	}
+	v.reach(v.size)
+	return nil
+}
+
+// chunks reads [0, end) with the workers, at most 2×Workers chunks ahead
+// of the one consumed.
+func (v *verifier) chunks(ctx context.Context, st Storage, end uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	type result struct {
+		i int
+		c chunk
+	}
 	step := uint64(v.opt.Chunk)
 	n := int((end + step - 1) / step)
-	results := make([]chan chunk, n)
-	for i := range results {
-		results[i] = make(chan chunk, 1)
-	}
 	jobs := make(chan int)
+	results := make(chan result, 2*v.opt.Workers)
+	window := make(chan struct{}, 2*v.opt.Workers)
 	var wg sync.WaitGroup
 	for range v.opt.Workers {
 		wg.Go(func() {
 			for i := range jobs {
-				results[i] <- readChunk(ctx, st, uint64(i)*step, min(uint64(i+1)*step, end))
+				results <- result{i, readChunk(ctx, st, uint64(i)*step, min(uint64(i+1)*step, end))}
 			}
 		})
 	}
-	// At most 2×Workers chunks are read ahead of the one consumed.
-	window := make(chan struct{}, 2*v.opt.Workers)
 	go func() {
 		defer close(jobs)
 		for i := range n {
@@ -241,20 +270,20 @@ func (v *verifier) pass(ctx context.Context, st Storage, end uint64) error {
 	}()
 	defer wg.Wait()
 	defer cancel()
-	v.hashes = map[NodeID]Hash{}
-	v.b.Emit = func(id NodeID, h Hash) {
-		if id.Level >= CacheLevel {
-			v.nodes = append(v.nodes, id)
-			v.hashes[id] = h
+	ahead := map[int]chunk{}
+	for i := 0; i < n; {
+		c, ok := ahead[i]
+		if !ok {
+			select {
+			case r := <-results:
+				ahead[r.i] = r.c
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
 		}
-	}
-	for i := range n {
-		var c chunk
-		select {
-		case c = <-results[i]:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		delete(ahead, i)
+		i++
 		<-window
 		if c.err != nil {
 			return c.err
@@ -264,10 +293,6 @@ func (v *verifier) pass(ctx context.Context, st Storage, end uint64) error {
 			return err
 		}
 	}
-	if v.expect < v.size {
-		v.gap(v.expect, v.size)
-	}
-	v.reach(v.size)
 	return nil
 }
 

@@ -8,7 +8,7 @@ import (
 )
 
 func TestTamperMemory(t *testing.T) {
-	audittest.RunTamper(t, 240, 1, func(t *testing.T) (audit.Storage, audittest.Tamperer) {
+	audittest.RunTamper(t, 280, 1, func(t *testing.T) (audit.Storage, audittest.Tamperer) {
 		st := audittest.NewMemStore()
 		return st, st
 	})

@@ -26,7 +26,7 @@ const auditCols = `seq, at, request_id, actor_kind, actor_id, action, subject, c
 	legal_basis, attributes, outcome, detail, salt, personal_digest, leaf_hash, redacted`
 
 // auditBatch is the most events one INSERT writes.
-const auditBatch = 32
+const auditBatch = 256
 
 var (
 	qAuditReserve   = newQuery(`UPDATE audit_state SET size = size + ? WHERE id = 1 RETURNING size`)

@@ -116,7 +116,7 @@ func (tp *tamperer) SetTreeHeadRoot(ctx context.Context, size uint64, root audit
 // TestAuditTamper runs the tampering suite on each dialect: random logs,
 // random tampering with SQL, and the verifier must name what changed.
 func TestAuditTamper(t *testing.T) {
-	rounds := map[string]int{SQLite: 72, Postgres: 24}
+	rounds := map[string]int{SQLite: 70, Postgres: 28}
 	for _, d := range dialects {
 		t.Run(d.name, func(t *testing.T) {
 			audittest.RunTamper(t, rounds[d.name], 7, func(t *testing.T) (audit.Storage, audittest.Tamperer) {

@@ -104,7 +104,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 var sqlitePath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func openSQLite(path string) (*DB, error) {
-	const params = "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	const params = "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(2)"
 	if path == "" {
 		c, err := newCachingConnector("file::memory:" + params)
 		if err != nil {

@@ -253,6 +253,14 @@ var tampers = []tamper{
 		x.t.Logf("size %d instead of %d", x.n-k, x.n)
 		return both(names(x.n-k, true, audit.FindExtra), names(x.n-k, false, audit.FindTruncated)), x.tp.SetSize(ctx, x.n-k)
 	}},
+	{"raise the size far", func(ctx context.Context, x *env) (func(*audit.Report) error, error) {
+		x.t.Logf("size %d instead of %d", x.n+1<<40, x.n)
+		return names(x.n, false, audit.FindMissing), x.tp.SetSize(ctx, x.n+1<<40)
+	}},
+	{"insert far beyond", func(ctx context.Context, x *env) (func(*audit.Report) error, error) {
+		x.t.Logf("insert event %d", uint64(1)<<40)
+		return names(1<<40, true, audit.FindExtra), x.tp.Insert(ctx, validRecord(x.rng, 1<<40))
+	}},
 	{"forge a tree head", func(ctx context.Context, x *env) (func(*audit.Report) error, error) {
 		var root audit.Hash
 		root[0] = byte(x.rng.IntN(256))
