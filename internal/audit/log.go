@@ -232,6 +232,15 @@ func (l *Log) SignTreeHead(ctx context.Context) (*TreeHead, error) {
 		return nil, err
 	}
 	if prev != nil {
+		// A head that claims this key but does not verify was forged in the
+		// database: extending it would lend it the key's word. (A head of
+		// another key, from before a change of key, is only checked for
+		// consistency.)
+		if id, err := KeyID(l.signer.Public()); err == nil && id == prev.KeyID {
+			if err := prev.Verify(l.signer.Public()); err != nil {
+				return nil, fmt.Errorf("%w: the head of size %d claims this key but does not verify", ErrInconsistent, prev.TreeSize)
+			}
+		}
 		proof, err := l.ConsistencyProof(ctx, prev.TreeSize, size)
 		if err != nil {
 			return nil, err
