@@ -62,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measurement window of each scenario at each concurrency")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measurement window (discarded)")
 	fs.DurationVar(&o.pwDuration, "password-duration", 10*time.Second, "measurement window of the password scenario (a sign-in costs ~100 ms of CPU)")
-	fs.DurationVar(&o.hashTime, "hash-duration", 5*time.Second, "how long the in-process argon2id hash rate is measured")
+	fs.DurationVar(&o.hashTime, "hash-duration", 4*time.Second, "window of each of the three in-process argon2id hash-rate measurements (the best counts)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", time.Minute, "before each window, wait up to this long for other processes to use < 10 % of the CPUs")
 	fs.IntVar(&o.retries, "retries", 3, "measure a window again up to this many times when other processes disturbed it (keeps the least disturbed)")
 	fs.StringVar(&conc, "concurrency", "1,8,32", "comma-separated worker counts")
@@ -242,7 +242,15 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 	if err != nil {
 		return nil, err
 	}
-	e := &env{rp: r, srvPID: srv.pid(), meter: cpuMeter{serverPID: srv.pid(), postgres: db == "postgres"}}
+	e := &env{rp: r, srvPID: srv.pid(), meter: cpuMeter{serverPID: srv.pid()}}
+	if db == "postgres" {
+		b, err := newPGBackends(ctx, o.postgres, srv.pid())
+		if err != nil {
+			return nil, err
+		}
+		defer b.close()
+		e.meter.postgres = b
+	}
 
 	// Memory at rest: started, a few requests served, 2 s idle.
 	for range 20 {
@@ -268,9 +276,14 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 		dur, warm := o.duration, o.warmup
 		if sc == scPassword {
 			dur, warm = o.pwDuration, max(o.warmup, 3*time.Second)
-			waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold)
-			res.hashRate = hashRate(ctx, o.argon2, 2, o.hashTime)
-			fmt.Fprintf(logw, "%s: argon2id in-process %.2f hashes/s\n", db, res.hashRate)
+			// Other processes can only slow hashing down: keep the best
+			// of three windows.
+			for range 3 {
+				waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold)
+				hr := hashRate(ctx, o.argon2, 2, o.hashTime)
+				fmt.Fprintf(logw, "%s: argon2id in-process %.2f hashes/s\n", db, hr)
+				res.hashRate = max(res.hashRate, hr)
+			}
 		}
 		for _, c := range o.concurrency {
 			if ctx.Err() != nil {
@@ -296,7 +309,9 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 				if ctx.Err() != nil || rr.others(runtime.NumCPU()) < quietThreshold {
 					break
 				}
-				fmt.Fprintf(logw, "%s: %s c=%d disturbed (other load %.0f%%), measuring again\n", db, sc, c, 100*r.others(runtime.NumCPU()))
+				if attempt < o.retries {
+					fmt.Fprintf(logw, "%s: %s c=%d disturbed (other load %.0f%%), measuring again\n", db, sc, c, 100*r.others(runtime.NumCPU()))
+				}
 			}
 			rr.attempts = max(rr.attempts, 1)
 			tr.CloseIdleConnections()

@@ -149,7 +149,7 @@ func (rep *report) write(w io.Writer) {
 		joinInts(o.concurrency), strings.Join(o.scenarios, ","))
 	fmt.Fprintf(w, "- Machine: %d CPUs, %s, %s RAM, Linux %s; load average before the run %s\n", m.cpus, m.model, m.memory, m.kernel, m.loadavg)
 	fmt.Fprintf(w, "- Go: %s\n", m.goVer)
-	fmt.Fprintf(w, "- The load generator and the server (and PostgreSQL) share these %d CPUs over loopback: every number is for the whole machine, not the server alone. \"CPU busy\" is (server + generator + PostgreSQL CPU time) / (window × CPUs); \"other load\" is what every other process on the machine used in the same window (before each window the tool waits up to --quiet-wait for it to fall under 10 %%; ⚠ marks windows where it did not stay there, whose numbers are disturbed).\n", m.cpus)
+	fmt.Fprintf(w, "- The load generator and the server (and PostgreSQL) share these %d CPUs over loopback: every number is for the whole machine, not the server alone. PostgreSQL CPU counts only the backends serving the server under test (found by its sockets), not the WAL writer or other clients. \"CPU busy\" is (server + generator + PostgreSQL backends CPU time) / (window × CPUs); \"other load\" is what every other process on the machine used in the same window (before each window the tool waits up to --quiet-wait for it to fall under 10 %%; ⚠ marks windows where it did not stay there, whose numbers are disturbed).\n", m.cpus)
 	fmt.Fprintf(w, "- argon2id: t=%d, m=%d KiB, p=%d on the server", o.argon2.time, o.argon2.memoryKiB, o.argon2.threads)
 	if rep.fastHashFlag {
 		fmt.Fprintf(w, " with `--demo-fast-hash=false` (demo accounts hashed at the production cost).\n")
@@ -167,7 +167,7 @@ func (rep *report) write(w io.Writer) {
 		pg := d.db == "postgres"
 		fmt.Fprintf(w, "| scenario | conc | ops/s | p50 | p99 | errors | server CPU/op |")
 		if pg {
-			fmt.Fprintf(w, " PostgreSQL CPU/op |")
+			fmt.Fprintf(w, " PostgreSQL backends CPU/op |")
 		}
 		fmt.Fprintf(w, " generator CPU/op | CPU busy | other load | RSS after |\n")
 		fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|")
@@ -189,7 +189,7 @@ func (rep *report) write(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 		if d.hashRate > 0 {
-			fmt.Fprintf(w, "argon2id in this process (golang.org/x/crypto/argon2 IDKey, same parameters, 2 goroutines, server idle): **%.2f hashes/s**.\n\n", d.hashRate)
+			fmt.Fprintf(w, "argon2id in this process (golang.org/x/crypto/argon2 IDKey, same parameters, 2 goroutines, server idle, best of three windows of %s): **%.2f hashes/s**.\n\n", o.hashTime, d.hashRate)
 		}
 		var errs []string
 		for _, r := range d.results {

@@ -21,7 +21,7 @@ type result struct {
 	serverCPU   time.Duration // server process, user+system
 	serverSys   time.Duration // server process, system only
 	benchCPU    time.Duration // this process
-	dbCPU       time.Duration // PostgreSQL processes (PostgreSQL runs only)
+	dbCPU       time.Duration // the server's PostgreSQL backends (PostgreSQL runs only)
 	machineCPU  time.Duration // every CPU of the machine, busy time (/proc/stat)
 	rssAfterKiB int64
 	attempts    int // windows measured to get this one (see --retries)
@@ -73,10 +73,23 @@ type workerStats struct {
 // cpuMeter samples the CPU time of the processes a run involves.
 type cpuMeter struct {
 	serverPID int
-	postgres  bool
+	postgres  *pgBackends // nil on SQLite
 }
 
-type cpuSample struct{ server, serverSys, bench, db, machine int64 } // bench in ns, others in ticks
+type cpuSample struct {
+	server, serverSys, bench, machine int64 // bench in ns, others in ticks
+	db                                map[int]int64
+}
+
+// dbDelta is the CPU the server's PostgreSQL backends used between two
+// samples; a backend that appeared in between counts whole.
+func dbDelta(before, after cpuSample) int64 {
+	var d int64
+	for pid, t := range after.db {
+		d += t - before.db[pid]
+	}
+	return d
+}
 
 func (m cpuMeter) sample() cpuSample {
 	var s cpuSample
@@ -85,8 +98,8 @@ func (m cpuMeter) sample() cpuSample {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.bench = ru.Utime.Nano() + ru.Stime.Nano()
 	}
-	if m.postgres {
-		s.db = postgresCPU()
+	if m.postgres != nil {
+		s.db = m.postgres.cpu()
 	}
 	s.machine = machineBusy()
 	return s
@@ -148,8 +161,9 @@ func measure(ctx context.Context, m cpuMeter, name string, conc int, warm, dur t
 
 	r := result{scenario: name, concurrency: conc, window: end.Sub(start),
 		serverCPU:  ticks(after.server - before.server),
+		serverSys:  ticks(after.serverSys - before.serverSys),
 		benchCPU:   time.Duration(after.bench - before.bench),
-		dbCPU:      ticks(after.db - before.db),
+		dbCPU:      ticks(dbDelta(before, after)),
 		machineCPU: ticks(after.machine - before.machine)}
 	var all []time.Duration
 	for i := range stats {
@@ -185,7 +199,7 @@ func waitQuiet(ctx context.Context, m cpuMeter, ncpu int, maxWait time.Duration,
 		sleepCtx(ctx, time.Second)
 		after := m.sample()
 		el := time.Since(t0)
-		ours := ticks(after.server-before.server) + time.Duration(after.bench-before.bench) + ticks(after.db-before.db)
+		ours := ticks(after.server-before.server) + time.Duration(after.bench-before.bench) + ticks(dbDelta(before, after))
 		other := max(0, (ticks(after.machine-before.machine)-ours).Seconds()/(el.Seconds()*float64(ncpu)))
 		if other < threshold || time.Now().After(deadline) || ctx.Err() != nil {
 			return other

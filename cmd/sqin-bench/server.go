@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -199,27 +200,95 @@ func procTimes(pid int) (total, sys int64, err error) {
 	return u + st, st, nil
 }
 
-// postgresCPU sums the CPU of every process named postgres (backends, the
-// postmaster with its exited children, background workers), in clock
-// ticks. It includes PostgreSQL work done for anything else on the
-// machine.
-func postgresCPU() int64 {
-	ents, err := os.ReadDir("/proc")
+// pgBackends finds the PostgreSQL backends that serve one process: the
+// backends whose client port is the local port of one of that process's
+// TCP connections to the PostgreSQL port. Backends of other clients of the
+// same PostgreSQL server (other test runs) are left out; so are the WAL
+// writer, checkpointer and other shared background processes.
+type pgBackends struct {
+	conn   *pgx.Conn
+	pid    int    // the server
+	pgPort uint16 // PostgreSQL's TCP port
+	mu     sync.Mutex
+}
+
+func newPGBackends(ctx context.Context, base string, serverPID int) (*pgBackends, error) {
+	cfg, err := pgx.ParseConfig(base)
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	var sum int64
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pgBackends{conn: conn, pid: serverPID, pgPort: cfg.Port}, nil
+}
+
+func (b *pgBackends) close() { _ = b.conn.Close(context.Background()) }
+
+// cpu returns utime+stime in clock ticks of each backend of the server.
+func (b *pgBackends) cpu() map[int]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ports := socketPorts(b.pid, b.pgPort)
+	out := map[int]int64{}
+	if len(ports) == 0 {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rows, err := b.conn.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1)", ports)
+	if err != nil {
+		return out
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return out
+	}
+	for _, pid := range pids {
+		if t, _, err := procCPU(int(pid), false); err == nil {
+			out[int(pid)] = t
+		}
+	}
+	return out
+}
+
+// socketPorts returns the local ports of pid's TCP connections whose
+// remote port is remotePort.
+func socketPorts(pid int, remotePort uint16) []int32 {
+	dir := "/proc/" + strconv.Itoa(pid)
+	fds, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		return nil
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(dir + "/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	var ports []int32
+	for _, f := range []string{"/net/tcp", "/net/tcp6"} {
+		b, err := os.ReadFile(dir + f)
 		if err != nil {
 			continue
 		}
-		t, comm, err := procCPU(pid, true)
-		if err == nil && (comm == "postgres" || strings.HasPrefix(comm, "postgres:")) {
-			sum += t
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fl := strings.Fields(line)
+			if len(fl) < 10 || !inodes[fl[9]] {
+				continue
+			}
+			_, lp, _ := strings.Cut(fl[1], ":")
+			_, rp, _ := strings.Cut(fl[2], ":")
+			l, err1 := strconv.ParseUint(lp, 16, 16)
+			r, err2 := strconv.ParseUint(rp, 16, 16)
+			if err1 == nil && err2 == nil && uint16(r) == remotePort {
+				ports = append(ports, int32(l))
+			}
 		}
 	}
-	return sum
+	return ports
 }
 
 // procMemKiB returns VmRSS and VmHWM (peak) of a process in KiB.
