@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,9 +335,10 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	const workers, rounds = 8, 12
 	var mu sync.Mutex
 	batches := map[string]int{} // first detail of a batch -> its length
+	var seq atomic.Int64        // unique batch ids across workers
 	errs := concurrently(workers, func() error {
 		for r := range rounds {
-			id := fmt.Sprintf("%p-%d", &r, r)
+			id := fmt.Sprintf("b%d", seq.Add(1))
 			k := 1 + r%4
 			var evs []*audit.Event
 			for j := range k {
