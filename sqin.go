@@ -137,16 +137,16 @@ type Address struct {
 
 // Person is an entry of the registry of identity attributes (RAIG).
 type Person struct {
-	ID          string // internal, never shown outside
-	FamilyName  string
-	GivenName   string
-	BirthDate   string // YYYY-MM-DD
-	Sex         string // F, M, X
-	HealthNo    string // 4 letters + 8 digits
-	Address     Address
-	Language    string // fr or en: language of correspondence
-	DeathDate   string // empty if alive
-	UpdatedAt   time.Time
+	ID         string // internal, never shown outside
+	FamilyName string
+	GivenName  string
+	BirthDate  string // YYYY-MM-DD
+	Sex        string // F, M, X
+	HealthNo   string // 4 letters + 8 digits
+	Address    Address
+	Language   string // fr or en: language of correspondence
+	DeathDate  string // empty if alive
+	UpdatedAt  time.Time
 }
 
 // Session is a browser single sign-on session.
@@ -260,11 +260,11 @@ func (c *Consent) Covers(scopes, claims []string) bool {
 // SigningKey is a key used to sign tokens. The private part is stored
 // encrypted; Public is its JWK.
 type SigningKey struct {
-	ID         string // kid
-	Alg        string // ES256, RS256 (RSA keys also sign PS256)
-	Private    []byte // encrypted PKCS#8
-	Public     []byte // JWK JSON
-	CreatedAt  time.Time
-	RetiredAt  time.Time // no longer signs; zero while active
-	ExpiresAt  time.Time // removed from JWKS after this; zero while active
+	ID        string // kid
+	Alg       string // ES256, RS256 (RSA keys also sign PS256)
+	Private   []byte // encrypted PKCS#8
+	Public    []byte // JWK JSON
+	CreatedAt time.Time
+	RetiredAt time.Time // no longer signs; zero while active
+	ExpiresAt time.Time // removed from JWKS after this; zero while active
 }
