@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,12 +20,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sqin/sqin"
-	"github.com/sqin/sqin/internal/authn"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/sqlstore"
 	"github.com/sqin/sqin/internal/store"
-	"github.com/sqin/sqin/internal/web"
-	assets "github.com/sqin/sqin/web"
 )
 
 // logoutRP is a service's back-channel logout endpoint.
@@ -352,24 +347,7 @@ func providerOn(t *testing.T, issuer string, st store.Store, lc LogoutConfig) *P
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := authn.NewHasher(authn.DemoArgon2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := web.LoadCatalog(assets.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rd, err := web.NewRenderer(assets.FS, cat, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := New(Config{Issuer: issuer, SubjectKey: make([]byte, 32), Logout: lc}, st, km, h, rd, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testProvider(t, st, km, Config{Issuer: issuer, Logout: lc})
 }
 
 // runWorker runs p's delivery loop until the returned stop is called

@@ -22,6 +22,7 @@ import (
 	"github.com/sqin/sqin/internal/authn"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/sqlstore"
+	"github.com/sqin/sqin/internal/store"
 	"github.com/sqin/sqin/internal/web"
 	assets "github.com/sqin/sqin/web"
 )
@@ -59,33 +60,18 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := authn.NewHasher(authn.DemoArgon2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := web.LoadCatalog(assets.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rd, err := web.NewRenderer(assets.FS, cat, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := &env{t: t, db: db, keys: km, now: time.Now()}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
-	p, err := New(Config{Issuer: e.srv.URL, SubjectKey: make([]byte, 32)}, db, km, h, rd, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testProvider(t, db, km, Config{Issuer: e.srv.URL})
+	h := p.hasher
 	p.now = func() time.Time { return e.now }
 	e.p = p
 	mux := http.NewServeMux()
 	p.Routes(mux)
 	mux.Handle("GET /static/", web.Static(assets.FS))
-	e.srv.Config.Handler = web.Observe(mux, log)
+	e.srv.Config.Handler = web.Observe(mux, p.log)
 
 	e.addClient(&sqin.Client{ID: "rp", Name: "Service de test", AuthMethod: sqin.AuthSecretBasic,
 		RedirectURIs: []string{testRedirect}, PostLogoutRedirectURIs: []string{"https://rp.example.test/bye"},
@@ -103,6 +89,31 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// testProvider builds a provider on st with km, the test subject key, the
+// demo password cost and the real templates; cfg.Issuer must be set.
+func testProvider(t testing.TB, st store.Store, km *keys.Manager, cfg Config) *Provider {
+	t.Helper()
+	h, err := authn.NewHasher(authn.DemoArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := web.LoadCatalog(assets.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rd, err := web.NewRenderer(assets.FS, cat, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SubjectKey = make([]byte, 32)
+	p, err := New(cfg, st, km, h, rd, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func (e *env) addClient(c *sqin.Client) {

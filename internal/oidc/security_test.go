@@ -9,8 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,8 +21,6 @@ import (
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/keys"
-	"github.com/sqin/sqin/internal/web"
-	assets "github.com/sqin/sqin/web"
 )
 
 // ecKey is a client's or a DPoP key.
@@ -129,16 +125,10 @@ func merge(vs ...url.Values) url.Values {
 // second server behind a load balancer.
 func (e *env) secondInstance() *env {
 	e.t.Helper()
-	cat, _ := web.LoadCatalog(assets.FS)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rd, _ := web.NewRenderer(assets.FS, cat, log)
 	e2 := &env{t: e.t, db: e.db, keys: e.keys, now: e.now}
 	e2.srv = httptest.NewServer(nil)
 	e.t.Cleanup(e2.srv.Close)
-	p, err := New(Config{Issuer: e.srv.URL, SubjectKey: make([]byte, 32), DPoPNonce: e.p.cfg.DPoPNonce}, e.db, e.keys, e.p.hasher, rd, log)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	p := testProvider(e.t, e.db, e.keys, Config{Issuer: e.srv.URL, DPoPNonce: e.p.cfg.DPoPNonce})
 	p.now = func() time.Time { return e2.now }
 	mux := http.NewServeMux()
 	p.Routes(mux)
