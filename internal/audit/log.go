@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sqin/sqin"
@@ -18,6 +19,41 @@ type Log struct {
 	st     Storage
 	signer crypto.Signer // nil: cannot sign
 	now    func() time.Time
+	mem    nodeMemo
+}
+
+// nodeMemo remembers node hashes this process computed or read: a complete
+// subtree's hash never changes once its leaves exist, so proofs against
+// the same head (the right edge, the top of the tree) stop costing
+// queries. It holds at most memoSize hashes (a few MB).
+type nodeMemo struct {
+	mu sync.Mutex
+	m  map[NodeID]Hash
+}
+
+const memoSize = 1 << 16
+
+func (n *nodeMemo) get(ids []NodeID, got map[NodeID]Hash) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, id := range ids {
+		if h, ok := n.m[id]; ok {
+			got[id] = h
+		}
+	}
+}
+
+func (n *nodeMemo) put(got map[NodeID]Hash) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil || len(n.m)+len(got) > memoSize {
+		n.m = make(map[NodeID]Hash, len(got))
+	}
+	for id, h := range got {
+		if id.Level > 0 { // leaves are many and cheap
+			n.m[id] = h
+		}
+	}
 }
 
 // NewLog returns a log over st that signs tree heads with signer (nil for a
@@ -139,8 +175,8 @@ func cmpNode(a, b NodeID) int {
 	return cmp.Or(cmp.Compare(a.Level, b.Level), cmp.Compare(a.Index, b.Index))
 }
 
-// spanHashes returns the hash of each span.
-func (l *Log) spanHashes(ctx context.Context, spans []span) ([]Hash, error) {
+// spanHashes returns the hash of each span, from memory when memo allows.
+func (l *Log) spanHashes(ctx context.Context, spans []span, memo bool) ([]Hash, error) {
 	parts := make([][]NodeID, len(spans))
 	var ids []NodeID
 	for i, s := range spans {
@@ -148,8 +184,14 @@ func (l *Log) spanHashes(ctx context.Context, spans []span) ([]Hash, error) {
 		ids = append(ids, parts[i]...)
 	}
 	got := make(map[NodeID]Hash, len(ids))
+	if memo {
+		l.mem.get(ids, got)
+	}
 	if err := l.resolve(ctx, ids, got); err != nil {
 		return nil, err
+	}
+	if memo {
+		l.mem.put(got)
 	}
 	out := make([]Hash, len(spans))
 	hs := make([]Hash, 0, 64)
@@ -164,11 +206,13 @@ func (l *Log) spanHashes(ctx context.Context, spans []span) ([]Hash, error) {
 }
 
 // Root is the Merkle Tree Hash of the first size events.
-func (l *Log) Root(ctx context.Context, size uint64) (Hash, error) {
+func (l *Log) Root(ctx context.Context, size uint64) (Hash, error) { return l.root(ctx, size, true) }
+
+func (l *Log) root(ctx context.Context, size uint64, memo bool) (Hash, error) {
 	if size == 0 {
 		return EmptyRoot, nil
 	}
-	hs, err := l.spanHashes(ctx, []span{{0, size}})
+	hs, err := l.spanHashes(ctx, []span{{0, size}}, memo)
 	if err != nil {
 		return Hash{}, err
 	}
@@ -181,19 +225,23 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([]Hash, e
 	if index >= size {
 		return nil, ErrProofArgs
 	}
-	return l.spanHashes(ctx, inclusionSpans(index, size))
+	return l.spanHashes(ctx, inclusionSpans(index, size), true)
 }
 
 // ConsistencyProof is the proof that the tree of size m is a prefix of the
 // tree of size n (RFC 9162 §2.1.4.1); empty when m is 0 or m == n.
 func (l *Log) ConsistencyProof(ctx context.Context, m, n uint64) ([]Hash, error) {
+	return l.consistencyProof(ctx, m, n, true)
+}
+
+func (l *Log) consistencyProof(ctx context.Context, m, n uint64, memo bool) ([]Hash, error) {
 	switch {
 	case m > n:
 		return nil, ErrProofArgs
 	case m == 0 || m == n:
 		return []Hash{}, nil
 	}
-	return l.spanHashes(ctx, consistencySpans(m, n))
+	return l.spanHashes(ctx, consistencySpans(m, n), memo)
 }
 
 // ErrInconsistent is the error of SignTreeHead when the log no longer
@@ -227,7 +275,9 @@ func (l *Log) SignTreeHead(ctx context.Context) (*TreeHead, error) {
 	if err := l.Sync(ctx, size); err != nil {
 		return nil, err
 	}
-	root, err := l.Root(ctx, size)
+	// The signer reads storage, never this process's memory of it: what it
+	// checks is what the database holds now.
+	root, err := l.root(ctx, size, false)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +291,7 @@ func (l *Log) SignTreeHead(ctx context.Context) (*TreeHead, error) {
 				return nil, fmt.Errorf("%w: the head of size %d claims this key but does not verify", ErrInconsistent, prev.TreeSize)
 			}
 		}
-		proof, err := l.ConsistencyProof(ctx, prev.TreeSize, size)
+		proof, err := l.consistencyProof(ctx, prev.TreeSize, size, false)
 		if err != nil {
 			return nil, err
 		}
