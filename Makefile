@@ -19,16 +19,16 @@ test: test-go test-fuzz test-interop ## every suite: Go (SQLite + PostgreSQL), f
 
 test-go: ## Go tests, race detector on
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 test-fuzz: ## short runs of every fuzz target
-	@./scripts/fuzz.sh 10s
+	@./scripts/fuzz.sh 100000x
 
 test-interop: build ## third-party clients against the running server
 	@./interop/run.sh
 
-bench: build ## load benchmarks on SQLite and PostgreSQL (numbers go to docs/PERFORMANCE.md)
-	$(GO) run ./cmd/sqin-bench --bin $(BIN)
+bench: build ## load and audit-log benchmarks on SQLite and PostgreSQL (BENCH_FLAGS="--audit-events 10000000" scales up; docs/PERFORMANCE.md)
+	$(GO) run ./cmd/sqin-bench --bin $(BIN) $(BENCH_FLAGS)
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

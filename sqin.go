@@ -80,7 +80,10 @@ type Client struct {
 	SubjectType            string // SubjectPairwise (default) or SubjectPublic
 	BackchannelLogoutURI   string
 	FrontchannelLogoutURI  string
-	CreatedAt              time.Time
+	// Purpose is the purpose code the service declares (internal/legal):
+	// registry attributes reach it under an authorisation for that purpose.
+	Purpose   string
+	CreatedAt time.Time
 }
 
 // Client security profiles and subject types.

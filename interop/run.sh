@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ -f node/package.json ]; then
-  (cd node && [ -d node_modules ] || npm ci --no-audit --no-fund)
+  (cd node && npm ls --depth=0 >/dev/null 2>&1 || npm ci --no-audit --no-fund)
   (cd node && node --test --test-concurrency=1)
 else
   echo "no node interop suite yet"

@@ -1,13 +1,16 @@
 // Command sqin-bench is SQIN's load generator. It starts a real
 // `sqin serve --demo` process on SQLite and on PostgreSQL, talks to it over
 // loopback with standard OpenID Connect and OAuth 2.0 only (discovery,
-// /authorize with the sign-in and consent pages, /token, /userinfo, JWKS),
-// and prints a Markdown report: operations per second, p50 and p99
-// latency, errors, CPU per operation and memory, next to the targets.
+// /authorize with the sign-in and consent pages, PAR, /token with DPoP and
+// private_key_jwt, /userinfo, JWKS), and prints a Markdown report:
+// operations per second, p50 and p99 latency, errors, CPU per operation
+// and memory, next to the targets. The audit scenario needs no server: it
+// fills an audit log through the store, runs `sqin audit verify` over it
+// and times inclusion proofs.
 //
 //	go run ./cmd/sqin-bench --bin bin/sqin [--duration 5s] [--concurrency 1,8,32]
-//	    [--db sqlite,postgres] [--scenarios client_credentials,userinfo,refresh,code_flow,password]
-//	    [--out FILE]
+//	    [--db sqlite,postgres] [--scenarios client_credentials,userinfo,refresh,code_flow,fapi2,password,audit]
+//	    [--audit-events 1000000] [--out FILE]
 package main
 
 import (
@@ -36,6 +39,8 @@ type options struct {
 	pwDuration  time.Duration
 	hashTime    time.Duration
 	quietWait   time.Duration
+	waitBudget  time.Duration // total of quiet waits and re-measurements
+	waits       *budget
 	retries     int
 	concurrency []int
 	dbs         []string
@@ -43,6 +48,7 @@ type options struct {
 	out         string
 	postgres    string
 	argon2      argon2Params
+	audit       auditOptions
 }
 
 func main() {
@@ -65,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.hashTime, "hash-duration", 4*time.Second, "window of each of the three in-process argon2id hash-rate measurements (the best counts)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", time.Minute, "before each window, wait up to this long for other processes to use < 10 % of the CPUs")
 	fs.IntVar(&o.retries, "retries", 3, "measure a window again up to this many times when other processes disturbed it (keeps the least disturbed)")
+	fs.DurationVar(&o.waitBudget, "wait-budget", 3*time.Minute, "at most this much time in all, over the run, spent waiting for quiet and measuring disturbed windows again (bounds the run time on a busy machine)")
 	fs.StringVar(&conc, "concurrency", "1,8,32", "comma-separated worker counts")
 	fs.StringVar(&dbs, "db", "sqlite,postgres", "databases: sqlite, postgres")
 	fs.StringVar(&scen, "scenarios", strings.Join(allScenarios, ","), "scenarios to run")
@@ -74,6 +81,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.UintVar(&at, "argon2-time", 3, "argon2id iterations (production)")
 	fs.UintVar(&am, "argon2-memory-kib", 64*1024, "argon2id memory in KiB (production)")
 	fs.UintVar(&ap, "argon2-threads", 2, "argon2id parallelism (production)")
+	fs.IntVar(&o.audit.events, "audit-events", 1_000_000, "audit: events appended through AppendEvents, then verified and proved (10000000: the issue's scale)")
+	fs.IntVar(&o.audit.batch, "audit-batch", 1000, "audit: events per AppendEvents transaction")
+	fs.IntVar(&o.audit.callers, "audit-callers", 64, "audit: concurrent callers appending through one Batcher (0: skip)")
+	fs.DurationVar(&o.audit.duration, "audit-duration", 10*time.Second, "audit: window of the Batcher measurement (0: skip)")
+	fs.IntVar(&o.audit.proofs, "audit-proofs", 2000, "audit: inclusion proofs of random events timed (and as many Prove calls)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -105,8 +117,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if len(o.concurrency) == 0 || len(o.dbs) == 0 || len(o.scenarios) == 0 {
 		return nil, errors.New("nothing to run")
 	}
+	o.waits = &budget{left: o.waitBudget}
 	if o.duration <= 0 || o.pwDuration <= 0 || o.warmup < 0 {
 		return nil, errors.New("durations must be positive")
+	}
+	if o.audit.events < 1 || o.audit.batch < 1 || o.audit.proofs < 1 || o.audit.callers < 0 || o.audit.duration < 0 {
+		return nil, errors.New("bad --audit-* value: events, batch and proofs must be at least 1")
 	}
 	if at == 0 || am < 8 || ap == 0 || ap > 255 {
 		return nil, errors.New("bad argon2id parameters")
@@ -184,13 +200,37 @@ type dbResult struct {
 	startTime  time.Duration
 	demoUsers  int
 	serverArgs []string
+	server     bool         // server scenarios ran
+	fapiRetry  int64        // FAPI requests sent again with a fresh DPoP nonce
+	audit      *auditResult // the audit scenario
 }
 
-func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw io.Writer) (res *dbResult, err error) {
-	res = &dbResult{db: db}
+// runDB runs the server scenarios, then the audit scenario (on a database
+// of its own, once the server has stopped).
+func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw io.Writer) (*dbResult, error) {
+	res := &dbResult{db: db}
+	if slices.ContainsFunc(o.scenarios, serverScenario) {
+		if err := runServer(ctx, o, db, fastHashFlag, logw, res); err != nil {
+			return nil, err
+		}
+		res.server = true
+	}
+	if slices.Contains(o.scenarios, scAudit) {
+		a, err := runAudit(ctx, o, db, logw)
+		if err != nil {
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		res.audit = a
+	}
+	return res, nil
+}
+
+// runServer starts a server on a fresh database and runs the server
+// scenarios.
+func runServer(ctx context.Context, o *options, db string, fastHashFlag bool, logw io.Writer, res *dbResult) (err error) {
 	dir, err := os.MkdirTemp("", "sqin-bench-*")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(dir)
 	var dbURL string
@@ -200,7 +240,7 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 	case "postgres":
 		u, drop, err := pgSchema(ctx, o.postgres)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer func() {
 			if e := drop(); e != nil && err == nil {
@@ -223,7 +263,7 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 	t0 := time.Now()
 	srv, err := startServer(ctx, o.bin, dbURL, dir, extra, 5*time.Minute)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	res.startTime = time.Since(t0)
 	defer func() {
@@ -234,22 +274,38 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 	const clientID, secret = "sqin-bench", "bench-secret-0123456789abcdef"
 	redirectURI := "http://127.0.0.1:9/callback" // never contacted
 	if err := createClient(o.bin, dbURL, clientID, secret, redirectURI); err != nil {
-		return nil, err
+		return err
 	}
 	tr := newTransport(2)
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	r, err := newRP(ctx, hc, srv.issuer, clientID, secret, redirectURI)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	e := &env{rp: r, srvPID: srv.pid(), meter: cpuMeter{serverPID: srv.pid()}}
 	if db == "postgres" {
 		b, err := newPGBackends(ctx, o.postgres, srv.pid())
 		if err != nil {
-			return nil, err
+			return err
 		}
 		defer b.close()
 		e.meter.postgres = b
+	}
+	if slices.Contains(o.scenarios, scFAPI) {
+		const fapiID = "sqin-bench-fapi"
+		key, err := newFAPIKey()
+		if err != nil {
+			return err
+		}
+		if err := createFAPIClient(o.bin, dbURL, dir, fapiID, redirectURI, key); err != nil {
+			return err
+		}
+		fc, err := newFAPIClient(ctx, hc, srv.issuer, fapiID, redirectURI, key)
+		if err != nil {
+			return err
+		}
+		e.fapi = &fapiState{client: fc}
+		defer func() { res.fapiRetry = fc.nonceRetries.Load() }()
 	}
 
 	// Memory at rest: started, a few requests served, 2 s idle.
@@ -257,7 +313,7 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 		var tok tokenResponse
 		var b bytes.Buffer
 		if err := r.postToken(ctx, hc, "grant_type=client_credentials", &b, &tok); err != nil {
-			return nil, fmt.Errorf("warm-up: %w", err)
+			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	tr.CloseIdleConnections()
@@ -267,19 +323,22 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 
 	t1 := time.Now()
 	if err := e.setupSessions(ctx, maxConc); err != nil {
-		return nil, fmt.Errorf("setup: %w\nserver log:\n%s", err, srv.logTail(10))
+		return fmt.Errorf("setup: %w\nserver log:\n%s", err, srv.logTail(10))
 	}
 	res.setupTime = time.Since(t1)
 	fmt.Fprintf(logw, "%s: %d SSO sessions signed in (%s)\n", db, maxConc, res.setupTime.Round(time.Millisecond))
 
 	for _, sc := range o.scenarios {
+		if !serverScenario(sc) {
+			continue
+		}
 		dur, warm := o.duration, o.warmup
 		if sc == scPassword {
 			dur, warm = o.pwDuration, max(o.warmup, 3*time.Second)
 			// Other processes can only slow hashing down: keep the best
 			// of three windows.
 			for range 3 {
-				waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold)
+				o.wait(ctx, e.meter)
 				hr := hashRate(ctx, o.argon2, 2, o.hashTime)
 				fmt.Fprintf(logw, "%s: argon2id in-process %.2f hashes/s\n", db, hr)
 				res.hashRate = max(res.hashRate, hr)
@@ -287,26 +346,30 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 		}
 		for _, c := range o.concurrency {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
 			tr := newTransport(c)
 			op, err := e.prepare(ctx, sc, c, tr)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", sc, err)
+				return fmt.Errorf("%s: %w", sc, err)
 			}
 			// On a shared machine: measure again when other processes
 			// disturbed the window, and keep the least disturbed one.
 			var rr result
 			for attempt := 0; attempt <= o.retries; attempt++ {
-				if q := waitQuiet(ctx, e.meter, runtime.NumCPU(), o.quietWait, quietThreshold); q >= quietThreshold {
+				if q := o.wait(ctx, e.meter); q >= quietThreshold {
 					fmt.Fprintf(logw, "%s: other processes still use %.0f%% of the CPUs; measuring anyway\n", db, 100*q)
 				}
+				t0 := time.Now()
 				r := measure(ctx, e.meter, sc, c, warm, dur, op)
+				if attempt > 0 {
+					o.waits.spend(time.Since(t0))
+				}
 				r.attempts = attempt + 1
 				if attempt == 0 || r.others(runtime.NumCPU()) < rr.others(runtime.NumCPU()) {
 					rr = r
 				}
-				if ctx.Err() != nil || rr.others(runtime.NumCPU()) < quietThreshold {
+				if ctx.Err() != nil || rr.others(runtime.NumCPU()) < quietThreshold || o.waits.remaining() <= 0 {
 					break
 				}
 				if attempt < o.retries {
@@ -314,6 +377,17 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 				}
 			}
 			rr.attempts = max(rr.attempts, 1)
+			if sc == scFAPI {
+				// Where a flow's time goes (warm-up and every attempt
+				// included).
+				if m, n := e.fapi.client.meanSteps(); n > 0 {
+					var parts []string
+					for i, d := range m {
+						parts = append(parts, stepNames[i]+" "+fmtDur(d))
+					}
+					rr.note = fmt.Sprintf("c=%d, mean of %d flows: %s", c, n, strings.Join(parts, ", "))
+				}
+			}
 			tr.CloseIdleConnections()
 			rr.rssAfterKiB, _ = procMemKiB(srv.pid())
 			res.results = append(res.results, rr)
@@ -326,7 +400,32 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 		}
 	}
 	res.afterRSS, res.peakRSS = procMemKiB(srv.pid())
-	return res, nil
+	return nil
+}
+
+// budget is the time left for quiet waits and re-measurements.
+type budget struct {
+	left time.Duration
+	used bool // ran out at least once
+}
+
+func (b *budget) spend(d time.Duration) {
+	b.left -= d
+	if b.left <= 0 {
+		b.used = true
+	}
+}
+
+func (b *budget) remaining() time.Duration { return max(b.left, 0) }
+
+// wait waits for the machine to be quiet, within --quiet-wait and what is
+// left of --wait-budget (it always samples one second, to know the other
+// load), and returns the share of the CPUs other processes use.
+func (o *options) wait(ctx context.Context, m cpuMeter) float64 {
+	t := time.Now()
+	q := waitQuiet(ctx, m, runtime.NumCPU(), min(o.quietWait, o.waits.remaining()), quietThreshold)
+	o.waits.spend(max(time.Since(t)-time.Second, 0))
+	return q
 }
 
 // quietThreshold is the share of the CPUs other processes may use while

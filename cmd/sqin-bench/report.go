@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -87,6 +88,16 @@ func fmtDur(d time.Duration) string {
 
 func mb(kib int64) string { return fmt.Sprintf("%.1f MB", float64(kib)*1024/1e6) }
 
+// at returns the result of a scenario at one concurrency.
+func (d *dbResult) at(sc string, conc int) (result, bool) {
+	for _, r := range d.results {
+		if r.scenario == sc && r.concurrency == conc {
+			return r, true
+		}
+	}
+	return result{}, false
+}
+
 // best returns the result with the most operations per second.
 func (d *dbResult) best(sc string) (result, bool) {
 	var b result
@@ -104,6 +115,15 @@ func (d *dbResult) verdict(sc string) (value string, met bool, ok bool) {
 	b, found := d.best(sc)
 	if !found {
 		return "", false, false
+	}
+	if sc == scFAPI {
+		cf, ok := d.best(scCodeFlow)
+		if !ok || cf.opsPerSec() <= 0 {
+			return fmt.Sprintf("%.0f/s (c=%d), no code_flow run to compare with", b.opsPerSec(), b.concurrency), false, true
+		}
+		ratio := b.opsPerSec() / cf.opsPerSec()
+		return fmt.Sprintf("%.0f %% (%.0f/s at c=%d, code flow %.0f/s at c=%d); ceiling %.0f/s", 100*ratio,
+			b.opsPerSec(), b.concurrency, cf.opsPerSec(), cf.concurrency, d.ceiling(b)), ratio >= fapiTargetRatio, true
 	}
 	if sc == scPassword {
 		if d.hashRate <= 0 {
@@ -128,6 +148,9 @@ func (d *dbResult) ceiling(r result) float64 {
 }
 
 func targetText(sc string) string {
+	if sc == scFAPI {
+		return fmt.Sprintf("≥ %.0f %% of the code flow's rate", 100*fapiTargetRatio)
+	}
 	if sc == scPassword {
 		return fmt.Sprintf("≥ %.0f %% of hash rate", 100*passwordTargetRatio)
 	}
@@ -156,10 +179,24 @@ func (rep *report) write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "; **`sqin serve` has no `--demo-fast-hash` flag**: the demo accounts may be hashed with the demo's cheap cost, so the password numbers may not reflect production.\n")
 	}
-	fmt.Fprintf(w, "- Window %s per scenario and concurrency (%s for password sign-ins), after a discarded warm-up; an operation counts when it completes inside the window. Latency is per operation (a code flow is GET /authorize + POST /token + ID token check; a sign-in is GET /authorize → GET /login → POST /login → GET /authorize/resume → code).\n\n",
+	fmt.Fprintf(w, "- Window %s per scenario and concurrency (%s for password sign-ins), after a discarded warm-up; an operation counts when it completes inside the window. Latency is per operation (a code flow is GET /authorize + POST /token + ID token check; a FAPI 2.0 flow is POST /par + GET /authorize + POST /token + ID token check + GET /userinfo, each API call with a fresh DPoP proof and each client authentication a fresh private_key_jwt assertion; a sign-in is GET /authorize → GET /login → POST /login → GET /authorize/resume → code).\n",
 		o.duration, o.pwDuration)
+	fmt.Fprintf(w, "- Shared machine: before each window the tool waits up to %s for quiet and measures a disturbed window again up to %d times, within a budget of %s for the whole run", o.quietWait, o.retries, o.waitBudget)
+	if o.waits != nil && o.waits.used {
+		fmt.Fprintf(w, ", **which ran out**: later windows were measured without waiting, once.\n")
+	} else {
+		fmt.Fprintf(w, " (not used up).\n")
+	}
+	if slices.Contains(o.scenarios, scAudit) {
+		fmt.Fprintf(w, "- Audit scenario: `--audit-events %d --audit-batch %d --audit-callers %d --audit-duration %s --audit-proofs %d` (section \"Audit log\").\n",
+			o.audit.events, o.audit.batch, o.audit.callers, o.audit.duration, o.audit.proofs)
+	}
+	fmt.Fprintln(w)
 
 	for _, d := range rep.dbs {
+		if !d.server {
+			continue
+		}
 		fmt.Fprintf(w, "## %s\n\n", dbTitles[d.db])
 		fmt.Fprintf(w, "Server RSS at rest: **%s** (target < %.0f MB: %s); after load: %s; peak (VmHWM): %s. Start to ready: %s; %d SSO sessions signed in for the workers in %s.\n\n",
 			mb(d.restRSS), rssTargetBytes/1e6, yesNo(float64(d.restRSS)*1024 < rssTargetBytes), mb(d.afterRSS), mb(d.peakRSS),
@@ -191,6 +228,29 @@ func (rep *report) write(w io.Writer) {
 		if d.hashRate > 0 {
 			fmt.Fprintf(w, "argon2id in this process (golang.org/x/crypto/argon2 IDKey, same parameters, 2 goroutines, server idle, best of three windows of %s): **%.2f hashes/s**.\n\n", o.hashTime, d.hashRate)
 		}
+		if d.fapiRetry > 0 || slices.Contains(o.scenarios, scFAPI) {
+			var parts []string
+			for _, c := range o.concurrency {
+				f, ok1 := d.at(scFAPI, c)
+				p, ok2 := d.at(scCodeFlow, c)
+				if ok1 && ok2 && p.opsPerSec() > 0 {
+					parts = append(parts, fmt.Sprintf("c=%d: %.0f %%", c, 100*f.opsPerSec()/p.opsPerSec()))
+				}
+			}
+			if len(parts) > 0 {
+				fmt.Fprintf(w, "FAPI 2.0 flow rate ÷ plain code flow rate at the same concurrency: %s (the FAPI flow also calls userinfo). ", strings.Join(parts, ", "))
+			}
+			var notes []string
+			for _, r := range d.results {
+				if r.scenario == scFAPI && r.note != "" {
+					notes = append(notes, r.note)
+				}
+			}
+			if len(notes) > 0 {
+				fmt.Fprintf(w, "Wall time per step of a FAPI flow, as the client sees it: %s. ", strings.Join(notes, "; "))
+			}
+			fmt.Fprintf(w, "DPoP nonce challenges answered (`use_dpop_nonce`, request sent again with the new nonce; warm-up flows included): %d.\n\n", d.fapiRetry)
+		}
 		var errs []string
 		for _, r := range d.results {
 			if r.firstErr != "" {
@@ -202,18 +262,36 @@ func (rep *report) write(w io.Writer) {
 		}
 	}
 
-	fmt.Fprintf(w, "## Targets\n\nBest ops/s over the concurrency levels. \"Ceiling\" is %d CPUs divided by the server's (plus PostgreSQL's) CPU time per operation in that window: what the server could do with the machine to itself and the load coming from elsewhere (an upper bound: it ignores lock waits).\n\n| target |", runtime.NumCPU())
+	var servers []*dbResult
 	for _, d := range rep.dbs {
+		if d.server {
+			servers = append(servers, d)
+		}
+	}
+	if len(servers) > 0 {
+		rep.writeTargets(w, servers)
+	}
+	rep.writeAudit(w)
+}
+
+// writeTargets writes the server scenarios' targets table.
+func (rep *report) writeTargets(w io.Writer, dbs []*dbResult) {
+	o := rep.opts
+	fmt.Fprintf(w, "## Targets\n\nBest ops/s over the concurrency levels. \"Ceiling\" is %d CPUs divided by the server's (plus PostgreSQL's) CPU time per operation in that window: what the server could do with the machine to itself and the load coming from elsewhere (an upper bound: it ignores lock waits).\n\n| target |", runtime.NumCPU())
+	for _, d := range dbs {
 		fmt.Fprintf(w, " %s |", dbTitles[d.db])
 	}
 	fmt.Fprintf(w, "\n|---|")
-	for range rep.dbs {
+	for range dbs {
 		fmt.Fprintf(w, "---|")
 	}
 	fmt.Fprintln(w)
 	for _, sc := range o.scenarios {
+		if !serverScenario(sc) {
+			continue
+		}
 		fmt.Fprintf(w, "| %s %s |", scenarioTitles[sc], targetText(sc))
-		for _, d := range rep.dbs {
+		for _, d := range dbs {
 			v, met, ok := d.verdict(sc)
 			if !ok {
 				fmt.Fprintf(w, " – |")
@@ -224,10 +302,10 @@ func (rep *report) write(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "| RSS at rest < %.0f MB |", rssTargetBytes/1e6)
-	for _, d := range rep.dbs {
+	for _, d := range dbs {
 		fmt.Fprintf(w, " %s: %s |", mb(d.restRSS), yesNo(float64(d.restRSS)*1024 < rssTargetBytes))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\n\n")
 }
 
 func share(part, whole time.Duration) float64 {

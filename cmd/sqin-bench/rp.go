@@ -12,7 +12,6 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ type rp struct {
 	authorize   string
 	token       string
 	userinfo    string
+	par         string // pushed authorization request endpoint (RFC 9126), if any
 	jwksURI     string
 	clientID    string
 	secret      string
@@ -44,6 +44,7 @@ type discovery struct {
 	TokenEndpoint         string `json:"token_endpoint"`
 	UserinfoEndpoint      string `json:"userinfo_endpoint"`
 	JWKSURI               string `json:"jwks_uri"`
+	PAREndpoint           string `json:"pushed_authorization_request_endpoint"`
 }
 
 // newRP reads the discovery document and the JWKS.
@@ -59,7 +60,7 @@ func newRP(ctx context.Context, hc *http.Client, issuer, clientID, secret, redir
 		return nil, errors.New("discovery: an endpoint is missing")
 	}
 	r := &rp{issuer: issuer, authorize: d.AuthorizationEndpoint, token: d.TokenEndpoint,
-		userinfo: d.UserinfoEndpoint, jwksURI: d.JWKSURI, clientID: clientID, secret: secret,
+		userinfo: d.UserinfoEndpoint, par: d.PAREndpoint, jwksURI: d.JWKSURI, clientID: clientID, secret: secret,
 		redirectURI: redirectURI}
 	// RFC 6749 2.3.1: both parts form-urlencoded before base64.
 	r.basic = "Basic " + base64.StdEncoding.EncodeToString(
@@ -175,13 +176,6 @@ func (r *rp) isRedirect(u *url.URL) bool {
 // the redirect URI.
 func noFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// newBrowser returns a client with its own cookie jar on a shared
-// transport.
-func newBrowser(tr http.RoundTripper) *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Transport: tr, Jar: jar, CheckRedirect: noFollow, Timeout: 2 * time.Minute}
-}
-
 // tokenResponse is the token endpoint's answer.
 type tokenResponse struct {
 	AccessToken  string `json:"access_token"`
@@ -267,7 +261,7 @@ func (r *rp) verifyIDToken(ctx context.Context, hc *http.Client, token, nonce st
 	if token == "" {
 		return errors.New("id_token missing")
 	}
-	sig, err := jose.ParseSigned(token, idTokenAlgs)
+	sig, err := jose.ParseSignedCompact(token, idTokenAlgs)
 	if err != nil {
 		return fmt.Errorf("id_token: %w", err)
 	}

@@ -25,6 +25,7 @@ type result struct {
 	machineCPU  time.Duration // every CPU of the machine, busy time (/proc/stat)
 	rssAfterKiB int64
 	attempts    int // windows measured to get this one (see --retries)
+	note        string
 }
 
 func (r result) opsPerSec() float64 {

@@ -26,17 +26,24 @@ const (
 	scUserinfo          = "userinfo"
 	scRefresh           = "refresh"
 	scCodeFlow          = "code_flow"
+	scFAPI              = "fapi2"
 	scPassword          = "password"
+	scAudit             = "audit" // no server: see audit.go
 )
 
-var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scPassword}
+var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scFAPI, scPassword, scAudit}
+
+// serverScenario tells whether a scenario loads a running server.
+func serverScenario(sc string) bool { return sc != scAudit }
 
 var scenarioTitles = map[string]string{
 	scClientCredentials: "client_credentials (Basic auth)",
 	scUserinfo:          "userinfo (GET, bearer)",
 	scRefresh:           "refresh with rotation",
 	scCodeFlow:          "code flow with SSO session",
+	scFAPI:              "FAPI 2.0 code flow (PAR, DPoP, private_key_jwt) + userinfo",
 	scPassword:          "password sign-in (argon2id)",
+	scAudit:             "audit log",
 }
 
 // targets in operations per second (the password target is a ratio to
@@ -50,6 +57,7 @@ var targets = map[string]float64{
 
 const (
 	passwordTargetRatio = 0.90
+	fapiTargetRatio     = 0.60 // of the plain code flow's rate (issue 4)
 	rssTargetBytes      = 150e6
 )
 
@@ -78,6 +86,7 @@ type env struct {
 	// per worker, and one refresh-token chain per worker.
 	jars   []http.CookieJar
 	chains []string
+	fapi   *fapiState // the FAPI 2.0 client, when that scenario runs
 }
 
 // op is one operation of a scenario, run by worker w.
@@ -210,6 +219,30 @@ func (e *env) prepare(ctx context.Context, name string, conc int, tr *http.Trans
 	case scCodeFlow:
 		return func(ctx context.Context, w int) error {
 			return e.ssoTokens(ctx, browsers[w], "openid profile email", &bufs[w], &toks[w])
+		}, nil
+
+	case scFAPI:
+		// Each worker has its own DPoP key and browses on its SSO session.
+		// Its first flow (not counted) gives the account's consent to the
+		// FAPI client; the server's DPoP nonce is kept across flows.
+		st := e.fapi
+		keys := make([]*dpopKey, conc)
+		for w := range conc {
+			k, ready, err := st.worker(w)
+			if err != nil {
+				return nil, err
+			}
+			keys[w] = k
+			if !ready {
+				if err := st.client.flow(ctx, plain, browsers[w], k, demoUser(w), demoPassword, &bufs[w], &toks[w]); err != nil {
+					return nil, fmt.Errorf("first FAPI flow of worker %d: %w", w, err)
+				}
+				st.setReady(w)
+			}
+		}
+		st.client.resetSteps()
+		return func(ctx context.Context, w int) error {
+			return st.client.flow(ctx, plain, browsers[w], keys[w], "", "", &bufs[w], &toks[w])
 		}, nil
 
 	case scPassword:

@@ -96,15 +96,7 @@ func (f *auditFlags) open(ctx context.Context) (*sqlstore.DB, error) { return op
 // master key for the purpose "audit-signing".
 func (f *auditFlags) signer() (ed25519.PrivateKey, error) {
 	if f.keyFile != "" {
-		b, err := os.ReadFile(f.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("audit key: %w", err)
-		}
-		seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("audit key in %s must be 32 bytes in base64", f.keyFile)
-		}
-		return audit.NewKey(seed)
+		return loadAuditKey(f.keyFile, nil)
 	}
 	if err := defaultDB(&f.cfg); err != nil {
 		return nil, err
@@ -113,7 +105,25 @@ func (f *auditFlags) signer() (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (or give the audit key with --audit-key-file)", err)
 	}
-	return audit.NewKey(derive(master, "audit-signing"))
+	return loadAuditKey("", master)
+}
+
+// loadAuditKey returns the audit signing key: from the base64 seed in file
+// when file is not empty, or else derived from the master key for the
+// purpose "audit-signing" (sqin serve and sqin audit agree on it).
+func loadAuditKey(file string, master []byte) (ed25519.PrivateKey, error) {
+	if file == "" {
+		return audit.NewKey(derive(master, "audit-signing"))
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("audit key: %w", err)
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("audit key in %s must be 32 bytes in base64", file)
+	}
+	return audit.NewKey(seed)
 }
 
 // publicKey returns the key to verify tree heads with.

@@ -82,6 +82,13 @@ func jsonOut(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// adminEvent is the event of an administrator's change to client c at the
+// command line (cmd names the command).
+func adminEvent(getenv func(string) string, action string, c *sqin.Client, cmd string) audit.Event {
+	return audit.Event{Actor: cliActor(getenv), Action: action, ClientID: c.ID, PublicBody: c.SectorID(),
+		Outcome: audit.Success, Detail: cmd}
+}
+
 // client runs sqin client create|list|show|delete|import-subjects.
 func client(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
@@ -161,6 +168,7 @@ func clientCreate(ctx context.Context, args []string, stdout io.Writer, getenv f
 	fs.BoolVar(&requirePAR, "require-par", false, "authorization requests only through PAR (RFC 9126)")
 	fs.BoolVar(&requireDPoP, "require-dpop", false, "tokens only bound to a DPoP key (RFC 9449)")
 	fs.StringVar(&m.Profile, "profile", "", "security profile: fapi2 (FAPI 2.0: private_key_jwt, PAR, DPoP, PS256 or ES256; nothing weaker accepted)")
+	fs.StringVar(&m.Purpose, "purpose", "", "purpose code the service declares, e.g. allocation-famille: registry attributes reach it under a legal authorisation for that purpose (sqin authorisation)")
 	fs.StringVar(&m.SubjectType, "subject-type", "", "pairwise (default: a different sub per public body) or public (the same sub everywhere: only when the law allows linking)")
 	fs.StringVar(&m.BackchannelLogoutURI, "backchannel-logout-uri", "", "URL that receives logout tokens (Back-Channel Logout 1.0)")
 	fs.StringVar(&m.FrontchannelLogoutURI, "frontchannel-logout-uri", "", "URL loaded in a frame at logout (Front-Channel Logout 1.0), on the origin of a redirect URI")
@@ -208,7 +216,9 @@ func clientCreate(ctx context.Context, args []string, stdout io.Writer, getenv f
 		return err
 	}
 	defer db.Close()
-	if err := db.CreateClient(ctx, c); err != nil {
+	// The client and its event commit together.
+	created := audit.With(ctx, adminEvent(getenv, audit.ClientCreated, c, "sqin client create"))
+	if err := db.CreateClient(created, c); err != nil {
 		if errors.Is(err, sqin.ErrConflict) {
 			return fmt.Errorf("%s: a client with id %q already exists", cmd, c.ID)
 		}
@@ -263,7 +273,13 @@ func clientOther(ctx context.Context, sub string, args []string, stdout io.Write
 		}
 		return jsonOut(stdout, clientreg.FromClient(c))
 	default: // delete
-		if err := db.DeleteClient(ctx, id); err != nil {
+		// The deletion commits with its event; an unknown client is
+		// refused and records nothing.
+		deleted := ctx
+		if c, err := db.GetClient(ctx, id); err == nil {
+			deleted = audit.With(ctx, adminEvent(getenv, audit.ClientDeleted, c, "sqin client delete"))
+		}
+		if err := db.DeleteClient(deleted, id); err != nil {
 			return fmt.Errorf("client delete %s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "client %s deleted; its grants, consents and registration access token are revoked\n", id)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/demo"
 	"github.com/sqin/sqin/internal/oidc"
 	"github.com/sqin/sqin/internal/registry"
@@ -63,6 +64,13 @@ func (a *app) seedDemo(ctx context.Context) error {
 
 var errEnough = errors.New("enough")
 
+// demoClientEvent is the event of the demo's own change to its relying
+// party.
+func demoClientEvent(action string, c *sqin.Client) audit.Event {
+	return audit.Event{Actor: audit.Actor{Kind: audit.ActorSystem, ID: "sqin serve --demo"}, Action: action,
+		ClientID: c.ID, PublicBody: c.SectorID(), Outcome: audit.Success, Detail: "demo relying party"}
+}
+
 // startDemo registers and starts the demo relying party and prints what a
 // newcomer needs.
 func (a *app) startDemo(ctx context.Context, stdout io.Writer, errc chan<- error) (*http.Server, error) {
@@ -78,11 +86,12 @@ func (a *app) startDemo(ctx context.Context, stdout io.Writer, errc chan<- error
 			SigningAlg: "ES256", MinLoA: sqin.LoA1, SecretHash: oidc.HashSecret(secret), CreatedAt: time.Now().UTC()}
 		if old, err := a.db.GetClient(ctx, demoClientID); err == nil && !sameStrings(old.RedirectURIs, c.RedirectURIs) {
 			// The demo RP moved (another --demo-rp-addr): register it again.
-			if err := a.db.DeleteClient(ctx, demoClientID); err != nil {
+			if err := a.db.DeleteClient(audit.With(ctx, demoClientEvent(audit.ClientDeleted, old)), demoClientID); err != nil {
 				return nil, err
 			}
 		}
-		if err := a.db.CreateClient(ctx, c); err != nil && !errors.Is(err, sqin.ErrConflict) {
+		// Already there after a restart: the conflict drops the event.
+		if err := a.db.CreateClient(audit.With(ctx, demoClientEvent(audit.ClientCreated, c)), c); err != nil && !errors.Is(err, sqin.ErrConflict) {
 			return nil, fmt.Errorf("demo client: %w", err)
 		}
 		rp := demo.NewRP(demo.RPConfig{Issuer: a.cfg.Issuer, ClientID: demoClientID, ClientSecret: secret,

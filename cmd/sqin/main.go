@@ -49,6 +49,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		err = registration(ctx, args[1:], stdout, getenv)
 	case "audit":
 		err = auditCmd(ctx, args[1:], stdout, getenv)
+	case "registry":
+		err = registryCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "authorisation":
+		err = authorisationCmd(ctx, args[1:], stdout, getenv)
+	case "admin":
+		err = adminCmd(ctx, args[1:], stdout, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sqin", version)
 	case "help", "--help", "-h", "-help":
@@ -82,6 +88,12 @@ Usage:
   sqin keys rotate --db URL        rotate the token signing keys
   sqin audit verify|export|head|prove|key|redact
                                    the tamper-evident audit log (docs/audit.md)
+  sqin registry generate|import|digest
+                                   registry deliveries (docs/formats/registry-import.md)
+  sqin authorisation create|list|show|end|report
+                                   legal authorisations to release registry attributes
+  sqin admin token create|list|revoke
+                                   bearer tokens of the administration API (/admin/v1)
   sqin version                     print the version
 
 Every serve flag can also be set as SQIN_<FLAG> in the environment or in a

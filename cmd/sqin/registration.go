@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/store"
@@ -40,17 +41,22 @@ type tokenJSON struct {
 func toTokenJSON(t *store.InitialAccessToken, now time.Time) tokenJSON {
 	out := tokenJSON{ID: t.ID, Sector: t.Sector, AllowPublicSubject: t.AllowPublicSubject, MaxUses: t.MaxUses,
 		Uses: t.Uses, Note: t.Note, CreatedAt: t.CreatedAt.Format(time.RFC3339), ExpiresAt: t.ExpiresAt.Format(time.RFC3339)}
-	switch {
-	case !t.RevokedAt.IsZero():
-		out.Status, out.RevokedAt = "revoked", t.RevokedAt.Format(time.RFC3339)
-	case !now.Before(t.ExpiresAt):
-		out.Status = "expired"
-	case !t.Usable(now):
-		out.Status = "used up"
-	default:
-		out.Status = "active"
-	}
+	out.Status, out.RevokedAt = tokenStatus(t.RevokedAt, t.ExpiresAt, now, !t.Usable(now))
 	return out
+}
+
+// tokenStatus is how the CLI names the state of a bearer token it lists:
+// revoked (with when), expired, used up or active.
+func tokenStatus(revokedAt, expiresAt, now time.Time, usedUp bool) (status, revoked string) {
+	switch {
+	case !revokedAt.IsZero():
+		return "revoked", revokedAt.Format(time.RFC3339)
+	case !now.Before(expiresAt):
+		return "expired", ""
+	case usedUp:
+		return "used up", ""
+	}
+	return "active", ""
 }
 
 // registration runs sqin registration token create|list|revoke: the
@@ -120,7 +126,9 @@ func registration(ctx context.Context, args []string, stdout io.Writer, getenv f
 		t := &store.InitialAccessToken{ID: "iat-" + strings.ToLower(rand.Text()[:12]), Hash: hash, Sector: sector,
 			AllowPublicSubject: allowPublicSubject, MaxUses: maxUses, Note: note, CreatedAt: now,
 			ExpiresAt: now.Add(expires)}
-		if err := db.CreateInitialAccessToken(ctx, t); err != nil {
+		ev := audit.Event{Actor: cliActor(getenv), Action: audit.RegistrationTokenCreated, PublicBody: sector,
+			Outcome: audit.Success, Detail: "initial access token " + t.ID}
+		if err := db.CreateInitialAccessToken(audit.With(ctx, ev), t); err != nil {
 			return fmt.Errorf("%s: %w", cmd, err)
 		}
 		out := toTokenJSON(t, now)
@@ -137,7 +145,20 @@ func registration(ctx context.Context, args []string, stdout io.Writer, getenv f
 		}
 		return jsonOut(stdout, out)
 	default: // revoke
-		if err := db.RevokeInitialAccessToken(ctx, id, now); err != nil {
+		// The revocation commits with its event; an unknown ID changes
+		// nothing and records nothing.
+		revoked := ctx
+		ts, err := db.ListInitialAccessTokens(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		for _, t := range ts {
+			if t.ID == id {
+				revoked = audit.With(ctx, audit.Event{Actor: cliActor(getenv), Action: audit.RegistrationTokenRevoked,
+					PublicBody: t.Sector, Outcome: audit.Success, Detail: "initial access token " + t.ID})
+			}
+		}
+		if err := db.RevokeInitialAccessToken(revoked, id, now); err != nil {
 			if errors.Is(err, sqin.ErrNotFound) {
 				return fmt.Errorf("%s: no initial access token %q", cmd, id)
 			}

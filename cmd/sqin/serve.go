@@ -13,17 +13,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/sqin/sqin/internal/admin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/authn"
 	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
+	"github.com/sqin/sqin/internal/signup"
 	"github.com/sqin/sqin/internal/sqlstore"
 	"github.com/sqin/sqin/internal/web"
 	assets "github.com/sqin/sqin/web"
@@ -130,6 +134,24 @@ type app struct {
 	op     *oidc.Provider
 	hasher *authn.Hasher
 	master []byte
+	// auditLog signs tree heads and proves events; batcher commits the
+	// events that record no change of their own. close stops the batcher.
+	auditLog *audit.Log
+	batcher  *audit.Batcher
+	// signup serves account creation and proofing; mailer delivers its
+	// outbox (nil when account creation is off).
+	signup *signup.Handler
+	mailer *signup.Worker
+	// proxies are the trusted reverse proxies (--trusted-proxies).
+	proxies []netip.Prefix
+}
+
+// close releases what newApp started, database last.
+func (a *app) close() {
+	if a.batcher != nil {
+		a.batcher.Close()
+	}
+	a.db.Close()
 }
 
 func openDB(ctx context.Context, url string) (*sqlstore.DB, error) {
@@ -149,17 +171,33 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := web.ParseProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
 	db, err := openDB(ctx, cfg.DB)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, master: master}
+	a := &app{cfg: cfg, log: log, db: db, master: master, proxies: proxies}
 	ok := false
 	defer func() {
 		if !ok {
-			db.Close()
+			a.close()
 		}
 	}()
+	// The audit log (docs/audit.md): the signing key as sqin audit makes
+	// it, pseudonyms under their own key, one batcher per process.
+	auditKey, err := loadAuditKey(cfg.AuditKeyFile, master)
+	if err != nil {
+		return nil, err
+	}
+	pseudonyms, err := audit.NewPseudonymizer(derive(master, "audit-pseudonym"))
+	if err != nil {
+		return nil, err
+	}
+	a.auditLog = audit.NewLog(db, auditKey)
+	a.batcher = audit.NewBatcher(db, 1000, 0)
 	sealer, err := keys.NewSealer(derive(master, "key-encryption"))
 	if err != nil {
 		return nil, err
@@ -189,8 +227,12 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 		SessionTTL: cfg.SessionTTL, OfflineTTL: cfg.OfflineTTL, LoginWindow: cfg.LoginWindow,
 		LoginPerAccount: cfg.LoginPerAccount, LoginPerAddress: cfg.LoginPerAddress,
 		SubjectKey: derive(master, "pairwise-subject"), DPoPNonce: cfg.DPoPNonce, RequirePAR: cfg.RequirePAR,
+		Audit: &oidc.Auditor{Pseudonyms: pseudonyms, Batcher: a.batcher}, AuditLog: a.auditLog,
 	}, db, a.keys, a.hasher, rd, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.setupSignup(rd, pseudonyms); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -201,8 +243,13 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 func (a *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	a.op.Routes(mux)
+	if a.signup != nil {
+		a.signup.Routes(mux)
+	}
 	// Client registration by integrators (RFC 7591/7592), /register.
 	clientreg.New(clientreg.Config{Issuer: a.cfg.Issuer}, a.db, a.log).Routes(mux)
+	// Administration API (/admin/v1): legal authorisations.
+	admin.New(a.db, knownAttribute, a.log).Routes(mux)
 	mux.Handle("GET /static/", web.Static(assets.FS))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -224,7 +271,7 @@ func (a *app) handler() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", metricsHandler())
-	return web.ObserveWith(mux, a.log, countStatus)
+	return web.TrustProxies(web.ObserveWith(mux, a.log, countStatus), a.proxies)
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -237,11 +284,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return err
 	}
-	defer a.db.Close()
+	// After the HTTP servers have finished (below): the batcher commits
+	// what it holds, then the database closes.
+	defer a.close()
 
 	// Demo data is in place before the server answers /readyz.
+	var signupPeople []demoIdentity
 	if cfg.Demo {
 		if err := a.seedDemo(ctx); err != nil {
+			return err
+		}
+		if signupPeople, err = a.seedSignupDemo(ctx, 3); err != nil {
 			return err
 		}
 	}
@@ -266,8 +319,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		if rpSrv != nil {
 			servers = append(servers, rpSrv)
 		}
+		a.printSignupDemo(stdout, signupPeople)
 	}
 	go a.janitor(ctx)
+	go a.runMailer(ctx)
+	// Signed tree heads (and retention) stop with ctx; the heads job never
+	// holds a transaction across a tick, so stopping it needs no wait.
+	go a.auditJobs(ctx)
+	go a.sequenceAudit(ctx)
 	// Back-channel logouts queued by any instance are sent by every one.
 	// On the way out (deferred, so before the database closes) the worker
 	// stops claiming and finishes the sends in flight.
@@ -326,6 +385,91 @@ func (a *app) janitor(ctx context.Context) {
 				a.log.Warn("janitor: prune", "err", err)
 			}
 		}
+	}
+}
+
+// auditJobs signs a tree head every --audit-head-interval (at start too)
+// and, with --audit-retention, redacts the personal fields of old events
+// every hour. Every instance may run them: heads agree (a head already
+// covering every event is not signed again) and redaction is idempotent.
+func (a *app) auditJobs(ctx context.Context) {
+	if a.cfg.AuditHeadInterval <= 0 {
+		return
+	}
+	heads := time.NewTicker(a.cfg.AuditHeadInterval)
+	defer heads.Stop()
+	const retentionEvery = time.Hour
+	lastRedact := time.Time{}
+	for {
+		a.signHead(ctx)
+		if a.cfg.AuditRetention > 0 && time.Since(lastRedact) >= retentionEvery {
+			lastRedact = time.Now()
+			a.redactOld(ctx, lastRedact.Add(-a.cfg.AuditRetention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-heads.C:
+		}
+	}
+}
+
+// sequenceAudit moves into the log, at start and every few seconds, the
+// events that an instance stopped between its commit and its sequencing
+// round left queued (PostgreSQL; a no-op on SQLite). They are safe in the
+// queue meanwhile, and any audited write sequences them too.
+func (a *app) sequenceAudit(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if n, err := a.db.SequenceAudit(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("audit: sequence queued events", "err", err)
+		} else if n > 0 {
+			a.log.Info("audit: sequenced events left queued", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// signHead signs a tree head over every event; a log that no longer
+// extends its last signed head is an alert for the operator.
+func (a *app) signHead(ctx context.Context) {
+	th, err := a.auditLog.SignTreeHead(ctx)
+	switch {
+	case errors.Is(err, audit.ErrInconsistent):
+		a.log.Error("ALERT: the audit log does not extend its last signed tree head; run sqin audit verify", "err", err)
+	case err != nil && ctx.Err() == nil:
+		a.log.Warn("audit: sign tree head", "err", err)
+	case err == nil:
+		a.log.Debug("audit: tree head", "tree_size", th.TreeSize)
+	}
+}
+
+// redactOld applies --audit-retention, in batches, each with its
+// audit.redacted event (as sqin audit redact does).
+func (a *app) redactOld(ctx context.Context, before time.Time) {
+	var total int64
+	for ctx.Err() == nil {
+		ev := audit.Event{Actor: audit.Actor{Kind: audit.ActorSystem, ID: "sqin serve"}, Action: "audit.redacted",
+			Outcome: audit.Success, Detail: "personal fields of events before " + before.UTC().Format(time.RFC3339) + " (--audit-retention)"}
+		n, err := a.db.RedactEvents(audit.With(ctx, ev), before, 10000)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Warn("audit: retention", "err", err)
+			}
+			return
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total > 0 {
+		a.log.Info("audit: retention applied", "redacted", total, "before", before.UTC().Format(time.RFC3339))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/store"
@@ -115,7 +116,11 @@ func importSubjects(ctx context.Context, args []string, stdout io.Writer, getenv
 			refused++
 		}
 	}
-	outcomes, err := db.ImportLegacySubjects(ctx, *sector, items, *dryRun || refused > 0)
+	// The event commits with the import; a dry run or a refusal rolls both
+	// back. It counts lines and names the sector, never an account.
+	ev := audit.Event{Actor: cliActor(getenv), Action: audit.SubjectsImported, PublicBody: *sector, Outcome: audit.Success,
+		Attributes: []string{"sub"}, Detail: fmt.Sprintf("sqin client import-subjects: %d lines", len(items))}
+	outcomes, err := db.ImportLegacySubjects(audit.With(ctx, ev), *sector, items, *dryRun || refused > 0)
 	if err != nil && !errors.Is(err, sqin.ErrConflict) {
 		return fmt.Errorf("%s: %w", cmd, err)
 	}

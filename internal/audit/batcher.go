@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -33,6 +34,10 @@ type batchReq struct {
 	events []*Event
 	err    chan error
 }
+
+// gatherRounds is how many times the loop yields the processor to let
+// more requests join a batch before committing it.
+const gatherRounds = 4
 
 // ErrClosed is the error of Append on a closed Batcher.
 var ErrClosed = errors.New("audit: batcher closed")
@@ -114,14 +119,24 @@ func (b *Batcher) loop() {
 			b.drain()
 			return
 		}
-	gather:
-		for len(events) < b.max {
+		// Gather what is queued, then let the goroutines that are about to
+		// append run (a few scheduler rounds, no timer) and gather again:
+		// under load each round brings more requests, so a transaction
+		// carries many events instead of the two or so queued at the
+		// instant the loop woke; when idle a round finds nothing and the
+		// batch commits at once.
+		for round := 0; len(events) < b.max; {
 			select {
 			case r := <-b.reqs:
 				batch, events = append(batch, r), append(events, r.events...)
+				continue
 			default:
-				break gather
 			}
+			if round == gatherRounds {
+				break
+			}
+			round++
+			runtime.Gosched()
 		}
 		b.commit(batch, events)
 	}

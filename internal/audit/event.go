@@ -53,11 +53,16 @@ const (
 	TokenRevoked      = "token.revoked"
 	UserinfoDisclosed = "userinfo.disclosed"
 	RegistryDisclosed = "registry.disclosed"
+	RegistryWithheld  = "registry.withheld"
 	ClientCreated     = "client.created"
 	ClientUpdated     = "client.updated"
 	ClientDeleted     = "client.deleted"
 	KeysRotated       = "keys.rotated"
 	SessionEnded      = "session.ended"
+	// Administration of client registration and of legacy identifiers.
+	SubjectsImported         = "subjects.imported"
+	RegistrationTokenCreated = "registration_token.created"
+	RegistrationTokenRevoked = "registration_token.revoked"
 )
 
 // Limits on the fields of an event, in bytes. They keep events small and

@@ -301,7 +301,8 @@ func TestContext(t *testing.T) {
 	if c2 != c1 || !Pending(c1) {
 		t.Fatal("With on a carrying context made a new one")
 	}
-	if !Add(context.WithValue(c1, struct{}{}, 1), Event{Action: "a.three"}) {
+	type otherKey struct{}
+	if !Add(context.WithValue(c1, otherKey{}, 1), Event{Action: "a.three"}) {
 		t.Fatal("Add through a derived context failed")
 	}
 	got := Take(c1)

@@ -257,11 +257,18 @@ func (l *Log) SignTreeHead(ctx context.Context) (*TreeHead, error) {
 	if l.signer == nil {
 		return nil, errors.New("audit: this log has no signing key")
 	}
-	size, err := l.st.AuditSize(ctx)
-	if err != nil {
+	// The latest head first, then the size: another instance may append
+	// and sign between the two reads, and a size read first could then be
+	// smaller than that head (a false alarm). Read in this order, the size
+	// covers at least every head already stored.
+	prev, err := l.st.LatestTreeHead(ctx)
+	if err != nil && !errors.Is(err, sqin.ErrNotFound) {
 		return nil, err
 	}
-	prev, err := l.st.LatestTreeHead(ctx)
+	size, err2 := l.st.AuditSize(ctx)
+	if err2 != nil {
+		return nil, err2
+	}
 	switch {
 	case errors.Is(err, sqin.ErrNotFound):
 		prev = nil

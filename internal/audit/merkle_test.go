@@ -20,8 +20,6 @@ import (
 // §2.1.3.2 and §2.1.4.2 written step by step. None of it calls the code
 // under test.
 
-func refLeaf(d []byte) [32]byte { return sha256.Sum256(append([]byte{0}, d...)) }
-
 func refNode(l, r [32]byte) [32]byte {
 	b := append([]byte{1}, l[:]...)
 	return sha256.Sum256(append(b, r[:]...))
@@ -165,14 +163,6 @@ func refVerifyConsistency(first, second uint64, firstHash, secondHash [32]byte, 
 
 func toRef(hs []audit.Hash) [][32]byte {
 	out := make([][32]byte, len(hs))
-	for i, h := range hs {
-		out[i] = h
-	}
-	return out
-}
-
-func fromRef(hs [][32]byte) []audit.Hash {
-	out := make([]audit.Hash, len(hs))
 	for i, h := range hs {
 		out[i] = h
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
 	"github.com/sqin/sqin/internal/store"
@@ -301,7 +302,11 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	rat, ratHash := newRegistrationToken()
 	reg := &store.Registration{ClientID: c.ID, TokenHash: ratHash, InitialTokenID: t.ID, Sector: t.Sector,
 		AllowPublicSubject: t.AllowPublicSubject, CreatedAt: now, UpdatedAt: now}
-	err = h.st.RegisterClient(ctx, c, reg, now)
+	// The client, its registration and its event commit together. The
+	// registrant is known by the client it registers and the initial
+	// access token it used (by identifier, never the value).
+	created := audit.With(ctx, clientEvent(ctx, audit.ClientCreated, c, "registered (RFC 7591) with initial access token "+t.ID))
+	err = h.st.RegisterClient(created, c, reg, now)
 	switch {
 	case errors.Is(err, sqin.ErrNotFound), errors.Is(err, sqin.ErrRevoked), errors.Is(err, sqin.ErrExpired):
 		return unauthorized("the initial access token is no longer valid")
@@ -315,6 +320,12 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", resp.RegistrationClientURI)
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
+}
+
+// clientEvent is the event of a client managing its own registration.
+func clientEvent(ctx context.Context, action string, c *sqin.Client, detail string) audit.Event {
+	return audit.Event{RequestID: web.RequestID(ctx), Actor: audit.Actor{Kind: audit.ActorClient, ID: c.ID},
+		Action: action, ClientID: c.ID, PublicBody: c.SectorID(), Outcome: audit.Success, Detail: detail}
 }
 
 func (h *Handler) response(c *sqin.Client, secret string) *Metadata {
@@ -410,7 +421,8 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) error {
 		c.SecretHash = oidc.HashSecret(secret)
 	}
 	rat, ratHash := newRegistrationToken()
-	err = h.st.UpdateRegisteredClient(ctx, c, reg.TokenHash, ratHash, h.now().UTC())
+	updated := audit.With(ctx, clientEvent(ctx, audit.ClientUpdated, c, "updated (RFC 7592)"))
+	err = h.st.UpdateRegisteredClient(updated, c, reg.TokenHash, ratHash, h.now().UTC())
 	switch {
 	case errors.Is(err, sqin.ErrNotFound):
 		return unauthorized("the registration access token is not valid for this client")
@@ -433,7 +445,7 @@ func (h *Handler) remove(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	err = h.st.DeleteClient(ctx, c.ID)
+	err = h.st.DeleteClient(audit.With(ctx, clientEvent(ctx, audit.ClientDeleted, c, "deleted (RFC 7592)")), c.ID)
 	switch {
 	case errors.Is(err, sqin.ErrNotFound):
 		return unauthorized("the registration access token is not valid for this client")

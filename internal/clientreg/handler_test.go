@@ -55,7 +55,8 @@ func newEnv(t *testing.T) *env {
 	mux := http.NewServeMux()
 	e.provider(e.srv.URL).Routes(mux)
 	e.h.Routes(mux)
-	e.srv.Config.Handler = web.Observe(mux, log)
+	loopback, _ := web.ParseProxies("127.0.0.1, ::1") // the tests' requests carry their own X-Request-Id
+	e.srv.Config.Handler = web.TrustProxies(web.Observe(mux, log), loopback)
 	return e
 }
 

@@ -50,6 +50,7 @@ type Metadata struct {
 	MinimumACR                       string   `json:"minimum_acr,omitempty"`       // SQIN: urn:sqin:loa:N
 	Claims                           []string `json:"claims,omitempty"`            // SQIN: claims the client may receive
 	Profile                          string   `json:"profile,omitempty"`           // SQIN: "fapi2"
+	Purpose                          string   `json:"purpose,omitempty"`           // SQIN: purpose code for legal authorisations
 	// RFC 7592: how the integrator manages the registration.
 	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
@@ -174,6 +175,8 @@ func (m *Metadata) set(key string, raw json.RawMessage) error {
 		dst, want = &m.Claims, "an array of claim names"
 	case "profile":
 		dst = &m.Profile
+	case "purpose":
+		dst = &m.Purpose
 	// Understood, but asking for what SQIN does not do: refuse rather
 	// than ignore, so that the integrator is not misled.
 	case "tls_client_certificate_bound_access_tokens":
@@ -221,6 +224,7 @@ func FromClient(c *sqin.Client) *Metadata {
 		MinimumACR:              c.MinLoA.ACR(),
 		Claims:                  c.Claims,
 		Profile:                 c.Profile,
+		Purpose:                 c.Purpose,
 	}
 	if len(c.JWKS) == 0 {
 		m.JWKS = nil

@@ -24,9 +24,9 @@ import (
 // What SQIN supports. Scopes and claims mirror the provider's discovery
 // document (claims_supported, scopes_supported); a test keeps them equal.
 var (
-	KnownScopes = []string{"openid", "profile", "email", "address", "offline_access"}
+	KnownScopes = []string{"openid", "profile", "email", "address", "sqin_health", "offline_access"}
 	KnownClaims = []string{"name", "given_name", "family_name", "birthdate", "gender", "locale",
-		"email", "email_verified", "address"}
+		"sqin_health_insurance_number", "email", "email_verified", "address"}
 	GrantTypes  = []string{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials}
 	AuthMethods = []string{sqin.AuthSecretBasic, sqin.AuthSecretPost, sqin.AuthPrivateKey, sqin.AuthNone}
 	// keyAlgs are the algorithms a client's registered key may declare.
@@ -52,6 +52,7 @@ var (
 	// derivation: unreserved URL characters only.
 	clientIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$`)
 	sectorRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$`)
+	purposeRE  = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 )
 
 // CheckSector checks the name of a sector (a public body) as
@@ -109,6 +110,11 @@ func Validate(m *Metadata, opt Options) (*sqin.Client, error) {
 		return nil, invalid("profile", "profile %q is unknown: use %q (FAPI 2.0 Security Profile) or leave it out", m.Profile, sqin.ProfileFAPI2)
 	}
 	fapi := c.FAPI2()
+
+	if m.Purpose != "" && !purposeRE.MatchString(m.Purpose) {
+		return nil, invalid("purpose", "purpose %q must be a code of 1 to 64 lower-case letters, digits and dashes, as in the legal authorisation (e.g. allocation-famille)", m.Purpose)
+	}
+	c.Purpose = m.Purpose
 
 	c.AuthMethod = m.TokenEndpointAuthMethod
 	if c.AuthMethod == "" {

@@ -76,8 +76,7 @@ func valid() *Metadata {
 		RedirectURIs: []string{"https://permis.saaq.example/cb"}, Scope: "openid profile"}
 }
 
-func yes() *bool { v := true; return &v }
-func no() *bool  { v := false; return &v }
+func no() *bool { v := false; return &v }
 
 func TestValidateRules(t *testing.T) {
 	ecJWKS := jwks(t, jwk(t, "ec", true, nil))

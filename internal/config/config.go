@@ -50,6 +50,27 @@ type Config struct {
 
 	DPoPNonce  bool
 	RequirePAR bool
+
+	// AuditKeyFile holds the audit signing key's seed (base64, 32 bytes)
+	// when it is not derived from the master key.
+	AuditKeyFile string
+	// AuditHeadInterval is how often a signed tree head is made.
+	AuditHeadInterval time.Duration
+	// TrustedProxies lists the reverse proxies (addresses or CIDR
+	// prefixes) whose X-Forwarded-For and X-Request-Id are believed.
+	TrustedProxies string
+	// AuditRetention is the age after which events lose their personal
+	// fields (0: kept for ever).
+	AuditRetention time.Duration
+
+	// SMTPAddr is the mail relay (host:port) of the outbox sender; empty
+	// outside the demo disables account creation, in the demo mails go to
+	// DATA-DIR/mail/*.eml.
+	SMTPAddr string
+	MailFrom string
+	// ProofingCatalogue is a JSON file of shared-secret types and the
+	// ladder (internal/proofing); empty means the built-in one.
+	ProofingCatalogue string
 }
 
 // Bind registers the serve settings on fs with their defaults.
@@ -80,6 +101,13 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DPoPNonce, "dpop-nonce", true, "require server-provided nonces in DPoP proofs (RFC 9449 8, 9)")
 	fs.BoolVar(&c.RequirePAR, "require-par", false, "every client must use pushed authorization requests (RFC 9126)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time in-flight requests get to finish on SIGTERM")
+	fs.StringVar(&c.AuditKeyFile, "audit-key-file", "", "file holding the base64 32-byte audit signing key seed (default: derived from the master key)")
+	fs.DurationVar(&c.AuditHeadInterval, "audit-head-interval", time.Minute, "how often a signed tree head of the audit log is made")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "reverse proxies (IP addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For and X-Request-Id are believed; none by default")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", "", "mail relay host:port for account-creation mails (demo default: files in DATA-DIR/mail)")
+	fs.StringVar(&c.MailFrom, "mail-from", "SQIN <no-reply@sqin.invalid>", "sender address of the mails")
+	fs.StringVar(&c.ProofingCatalogue, "proofing-catalogue", "", "JSON file of shared-secret types and proofing ladder (default: built-in)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 0, "age after which audit events lose their personal fields, e.g. 43800h (0: never)")
 }
 
 // EnvName is the environment variable of a setting.

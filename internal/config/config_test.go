@@ -82,3 +82,37 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("duration flag: %v %v", err, c.CodeTTL)
 	}
 }
+
+func TestAuditSettings(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		interval  time.Duration
+		retention time.Duration
+		keyFile   string
+		wantErr   bool
+	}{
+		{"defaults", nil, nil, time.Minute, 0, "", false},
+		{"env", nil, map[string]string{"SQIN_AUDIT_HEAD_INTERVAL": "30s", "SQIN_AUDIT_RETENTION": "43800h",
+			"SQIN_AUDIT_KEY_FILE": "/etc/sqin/audit.key"}, 30 * time.Second, 43800 * time.Hour, "/etc/sqin/audit.key", false},
+		{"flag over env", []string{"--audit-head-interval", "5m"}, map[string]string{"SQIN_AUDIT_HEAD_INTERVAL": "30s"},
+			5 * time.Minute, 0, "", false},
+		{"bad interval", nil, map[string]string{"SQIN_AUDIT_HEAD_INTERVAL": "often"}, 0, 0, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Config
+			fs := flag.NewFlagSet("t", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			c.Bind(fs)
+			err := Parse(fs, tt.args, func(k string) string { return tt.env[k] })
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("error %v, want error: %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && (c.AuditHeadInterval != tt.interval || c.AuditRetention != tt.retention || c.AuditKeyFile != tt.keyFile) {
+				t.Fatalf("interval %s retention %s key file %q", c.AuditHeadInterval, c.AuditRetention, c.AuditKeyFile)
+			}
+		})
+	}
+}

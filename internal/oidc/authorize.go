@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
 )
 
@@ -328,7 +329,25 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.Aut
 		return
 	}
 	cr, _, _ := parseClaimsRequest(req.Claims)
-	released := releasedClaims(c, req.Scopes, cr)
+	released, rel, err := p.consentClaims(ctx, c, req.Scopes, cr)
+	if err != nil {
+		p.logErr(ctx, "oidc: legal release rule", err)
+		p.finishWithError(w, r, req, stored, oerr(errServerError, ""))
+		return
+	}
+	if claim, reason := rel.withheldEssential(cr); claim != "" {
+		// The refusal is audited; the client learns precisely why.
+		if p.auditing() {
+			e, _ := withheldEvent(p.clientEvent(ctx, audit.RegistryWithheld, c, sess.AccountID), rel)
+			if err := p.commitEvent(ctx, e); err != nil {
+				p.logErr(ctx, "oidc: audit a withheld claim", err)
+				p.finishWithError(w, r, req, stored, oerr(errServerError, ""))
+				return
+			}
+		}
+		p.finishWithError(w, r, req, stored, oerr(errAccessDenied, withheldDescription(claim, reason)))
+		return
+	}
 	consented := false
 	if !slices.Contains(req.Prompt, "consent") {
 		con, err := p.st.GetConsent(ctx, sess.AccountID, c.ID)

@@ -1,14 +1,11 @@
 package oidc
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,11 +14,11 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/sqlstore"
+	"github.com/sqin/sqin/internal/sqltest"
 	"github.com/sqin/sqin/internal/store"
 )
 
@@ -424,40 +421,11 @@ func TestBackchannelWakesOnSignOut(t *testing.T) {
 	waitFor(t, "the delivery", func() bool { return len(rp.received()) == 1 })
 }
 
-// postgresDB opens a new schema of SQIN_TEST_POSTGRES, dropped when t ends;
-// without PostgreSQL t is skipped, or fails under CI.
+// postgresDB opens and migrates a new schema of SQIN_TEST_POSTGRES,
+// dropped when t ends (sqltest.PostgresURL).
 func postgresDB(t *testing.T) *sqlstore.DB {
 	t.Helper()
-	base := cmp.Or(os.Getenv("SQIN_TEST_POSTGRES"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at SQIN_TEST_POSTGRES is unreachable: %v", err)
-		}
-		t.Skipf("PostgreSQL at SQIN_TEST_POSTGRES is unreachable, skipping: %v", err)
-	}
-	defer conn.Close(context.Background())
-	schema := "sqin_test_" + strings.ToLower(rand.Text())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	db, err := sqlstore.Open(context.Background(), u.String())
+	db, err := sqlstore.Open(context.Background(), sqltest.PostgresURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

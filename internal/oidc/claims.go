@@ -49,6 +49,9 @@ var claimDefs = []claimDef{
 		}
 		return l + "-CA"
 	}},
+	// The health-insurance number leaves only under a legal authorisation
+	// (release.go): consent cannot stand in for one.
+	{"sqin_health_insurance_number", "sqin_health", personStr(func(p *sqin.Person) string { return p.HealthNo })},
 	{"email", "email", func(a *sqin.Account, _ *sqin.Person) any { return a.Email }},
 	{"email_verified", "email", func(a *sqin.Account, _ *sqin.Person) any { return a.EmailVerified }},
 	{"address", "address", func(_ *sqin.Account, p *sqin.Person) any {
@@ -170,17 +173,6 @@ func releasedClaims(c *sqin.Client, scopes []string, cr *claimsRequest) []string
 		}
 	}
 	return out
-}
-
-// resolveClaims fills dst with the values of the named claims that have one.
-func resolveClaims(dst map[string]any, names []string, a *sqin.Account, p *sqin.Person) {
-	for _, n := range names {
-		if d := claimIndex[n]; d != nil {
-			if v := d.value(a, p); v != nil {
-				dst[n] = v
-			}
-		}
-	}
 }
 
 // userinfoClaims are the claims for userinfo: scope claims and those asked

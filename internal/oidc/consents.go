@@ -6,6 +6,7 @@ import (
 	"net/url"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 )
 
 type consentItem struct {
@@ -38,7 +39,29 @@ func (p *Provider) handleConsents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		id := r.PostFormValue("client_id")
-		if err := p.st.RevokeConsent(ctx, sess.AccountID, id, p.now()); err != nil && !errors.Is(err, sqin.ErrNotFound) {
+		// The withdrawal commits with its event, when there is a consent to
+		// withdraw (a client that does not exist has none: deleting a
+		// client deletes them). Without one, RevokeConsent still revokes
+		// stray grants, and nothing is recorded as withdrawn.
+		withdrawn := ctx
+		_, err := p.st.GetConsent(ctx, sess.AccountID, id)
+		var c *sqin.Client
+		if err == nil {
+			c, err = p.client(ctx, id)
+		}
+		switch {
+		case err == nil:
+			withdrawn = p.withAudit(ctx, func() audit.Event {
+				e := p.citizenEvent(ctx, audit.ConsentWithdrawn, c, sess.AccountID)
+				e.LegalBasis = "consent:" + c.ID
+				return e
+			})
+		case !errors.Is(err, sqin.ErrNotFound):
+			p.logErr(ctx, "oidc: withdraw consent", err)
+			p.errorPage(w, r, lang, http.StatusInternalServerError, "error.internal")
+			return
+		}
+		if err := p.st.RevokeConsent(withdrawn, sess.AccountID, id, p.now()); err != nil && !errors.Is(err, sqin.ErrNotFound) {
 			p.logErr(ctx, "oidc: revoke consent", err)
 			p.errorPage(w, r, lang, http.StatusInternalServerError, "error.internal")
 			return

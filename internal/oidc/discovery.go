@@ -9,7 +9,7 @@ import (
 
 // Supported values, advertised in discovery and enforced by the handlers.
 var (
-	supportedScopes = []string{"openid", "profile", "email", "address", "offline_access"}
+	supportedScopes = []string{"openid", "profile", "email", "address", "sqin_health", "offline_access"}
 	acrValues       = []string{sqin.LoA1.ACR(), sqin.LoA2.ACR(), sqin.LoA3.ACR()}
 	authMethods     = []string{sqin.AuthSecretBasic, sqin.AuthSecretPost, sqin.AuthPrivateKey, sqin.AuthNone}
 	clientAlgNames  = []string{"ES256", "PS256", "RS256", "EdDSA"}

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
-	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/store"
 )
 
 // DPoP (RFC 9449): proofs of possession that bind tokens to a client key.
@@ -45,7 +44,8 @@ type dpopClaims struct {
 
 // dpopProof is a verified proof.
 type dpopProof struct {
-	jkt string // base64url SHA-256 JWK thumbprint (RFC 7638) of the proof key
+	jkt  string        // base64url SHA-256 JWK thumbprint (RFC 7638) of the proof key
+	once store.OnceKey // its jti's replay-cache key
 }
 
 // nonce returns the current server nonce: a time step and its HMAC, so
@@ -83,9 +83,23 @@ func (p *Provider) setNonce(w http.ResponseWriter) {
 func dpopError(code, desc string) *oauthError { return oerr(code, desc) }
 
 // checkDPoP verifies the request's DPoP proof for method and target URL
-// (RFC 9449 4.3). It returns nil, nil when the request carries no proof.
-// accessToken, when not empty, must be hashed in the proof's ath.
+// (RFC 9449 4.3) and records its jti. It returns nil, nil when the request
+// carries no proof. accessToken, when not empty, must be hashed in the
+// proof's ath.
 func (p *Provider) checkDPoP(ctx context.Context, r *http.Request, htu, accessToken string) (*dpopProof, error) {
+	proof, err := p.verifyDPoP(r, htu, accessToken)
+	if err != nil || proof == nil {
+		return nil, err
+	}
+	if err := p.useOnce(ctx, proof.once); err != nil {
+		return nil, err
+	}
+	return proof, nil
+}
+
+// verifyDPoP is checkDPoP but for the jti, which the caller records (see
+// useOnce) before it accepts the proof.
+func (p *Provider) verifyDPoP(r *http.Request, htu, accessToken string) (*dpopProof, error) {
 	vals := r.Header.Values("DPoP")
 	if len(vals) == 0 {
 		return nil, nil
@@ -137,13 +151,7 @@ func (p *Provider) checkDPoP(ctx context.Context, r *http.Request, htu, accessTo
 		return nil, dpopError(errInvalidDPoP, "DPoP proof key is unusable")
 	}
 	jkt := base64.RawURLEncoding.EncodeToString(tp)
-	if err := p.st.UseOnce(ctx, "dpop:"+jkt+":"+cl.JTI, now.Add(dpopWindow+leeway), now); err != nil {
-		if errors.Is(err, sqin.ErrReplay) {
-			return nil, dpopError(errInvalidDPoP, "DPoP proof jti was already used")
-		}
-		return nil, err
-	}
-	return &dpopProof{jkt: jkt}, nil
+	return &dpopProof{jkt: jkt, once: store.OnceKey{Key: dpopKeyPrefix + jkt + ":" + cl.JTI, ExpiresAt: now.Add(dpopWindow + leeway)}}, nil
 }
 
 // sameHTU compares URLs without query and fragment (RFC 9449 4.3, 4.2:

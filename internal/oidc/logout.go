@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/web"
 )
@@ -88,7 +89,12 @@ func (p *Provider) handleLogout(w http.ResponseWriter, r *http.Request) {
 	var frames []FrontchannelFrame
 	if sess != nil {
 		var err error
-		if frames, err = p.EndSession(ctx, sess.ID); err != nil {
+		ended := p.withAudit(ctx, func() audit.Event {
+			e := p.citizenEvent(ctx, audit.SessionEnded, c, sess.AccountID)
+			e.Detail = "signed out"
+			return e
+		})
+		if frames, err = p.EndSession(ended, sess.ID); err != nil {
 			p.logErr(ctx, "oidc: end session", err)
 			p.errorPage(w, r, lang, http.StatusInternalServerError, "error.internal")
 			return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/authn"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/web"
@@ -124,15 +125,29 @@ func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
 	if acct != nil {
 		hash = acct.PasswordHash
 	}
+	// The client the sign-in is for, named in its audit events.
+	client := p.signinClient(r, reqID)
 	// Verify even when there is no account: same work, same answer.
 	if err := p.hasher.Verify(hash, password); err != nil || acct == nil || acct.Locked {
 		if !errors.Is(err, authn.ErrMismatch) && err != nil {
 			p.logErr(ctx, "oidc: verify password", err)
 		}
-		_, e1 := p.st.Hit(ctx, acctKey, p.cfg.LoginWindow, now)
+		// The failure is recorded with the per-account hit, known account
+		// or not, so that both take the same path (see signinFailure).
+		failed := p.withAudit(ctx, func() audit.Event { return p.signinFailure(ctx, client, acct, audit.SigninFailure) })
+		n, e1 := p.st.Hit(failed, acctKey, p.cfg.LoginWindow, now)
 		_, e2 := p.st.Hit(ctx, addrKey, p.cfg.LoginWindow, now)
 		if err := errors.Join(e1, e2); err != nil {
 			p.logErr(ctx, "oidc: rate limit", err)
+		}
+		if e1 == nil && n == p.cfg.LoginPerAccount && p.auditing() {
+			// This failure locks the account (or the identifier that names none)
+			// for the window: known only after the hit, so recorded apart.
+			ev := p.signinFailure(ctx, client, acct, audit.SigninLockout)
+			ev.Outcome, ev.Detail = audit.Denied, "too many failed sign-ins: further attempts refused for "+p.cfg.LoginWindow.String()
+			if err := p.appendAudit(ctx, ev); err != nil {
+				p.logErr(ctx, "oidc: audit lockout", err)
+			}
 		}
 		p.log.InfoContext(ctx, "sign-in failed", "request_id", web.RequestID(ctx))
 		p.showLogin(w, r, reqID, email, "login.error.invalid", http.StatusOK)
@@ -143,15 +158,28 @@ func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// A new session identifier at every sign-in (no fixation); the old
 	// session, if any, ends.
-	if old := p.cookies.Get(r, sessionCookie); old != "" {
-		if _, err := p.EndSession(ctx, keys.Hash(old)); err != nil {
+	if old := p.cookies.Get(r, sessionCookie); old != "" && len(old) <= 100 {
+		endCtx := ctx
+		if prev, err := p.st.GetSession(ctx, keys.Hash(old), now); err == nil {
+			endCtx = p.withAudit(ctx, func() audit.Event {
+				e := p.citizenEvent(ctx, audit.SessionEnded, nil, prev.AccountID)
+				e.Detail = "replaced by a new sign-in"
+				return e
+			})
+		}
+		if _, err := p.EndSession(endCtx, keys.Hash(old)); err != nil {
 			p.logErr(ctx, "oidc: end previous session", err)
 		}
 	}
 	token := keys.Random(32)
 	sess := &sqin.Session{ID: keys.Hash(token), AccountID: acct.ID, LoA: acct.LoA, AMR: []string{"pwd"},
 		AuthTime: now.UTC().Truncate(time.Second), CreatedAt: now.UTC(), ExpiresAt: now.UTC().Add(p.cfg.SessionTTL)}
-	if err := p.st.CreateSession(ctx, sess); err != nil {
+	signedIn := p.withAudit(ctx, func() audit.Event {
+		e := p.citizenEvent(ctx, audit.SigninSuccess, client, acct.ID)
+		e.Detail = "amr=pwd loa=" + strconv.Itoa(int(acct.LoA))
+		return e
+	})
+	if err := p.st.CreateSession(signedIn, sess); err != nil {
 		p.logErr(ctx, "oidc: create session", err)
 		p.errorPage(w, r, p.lang(r, ""), http.StatusInternalServerError, "error.internal")
 		return
@@ -195,7 +223,12 @@ func (p *Provider) handleConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	lang := p.lang(r, req.UILocale)
 	cr, _, _ := parseClaimsRequest(req.Claims)
-	released := releasedClaims(c, req.Scopes, cr)
+	released, _, err := p.consentClaims(r.Context(), c, req.Scopes, cr)
+	if err != nil {
+		p.logErr(r.Context(), "oidc: legal release rule", err)
+		p.finishWithError(w, r, req, true, oerr(errServerError, ""))
+		return
+	}
 	if r.Method == http.MethodGet {
 		if r.URL.Query().Has("lang") {
 			p.setLang(w, lang)
@@ -217,7 +250,12 @@ func (p *Provider) handleConsent(w http.ResponseWriter, r *http.Request) {
 		con.Scopes = sortedSet(append(con.Scopes, old.Scopes...))
 		con.Claims = sortedSet(append(con.Claims, old.Claims...))
 	}
-	if err := p.st.SaveConsent(r.Context(), con); err != nil {
+	given := p.withAudit(r.Context(), func() audit.Event {
+		e := p.citizenEvent(r.Context(), audit.ConsentGiven, c, sess.AccountID)
+		e.LegalBasis, e.Attributes, e.Detail = "consent:"+c.ID, released, scopeDetail(req.Scopes)
+		return e
+	})
+	if err := p.st.SaveConsent(given, con); err != nil {
 		p.logErr(r.Context(), "oidc: save consent", err)
 		p.finishWithError(w, r, req, true, oerr(errServerError, ""))
 		return

@@ -38,12 +38,9 @@ func (p *Provider) par(r *http.Request) (*parResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := p.authenticateClient(r, form, p.endpointURL("/par"))
+	c, proof, err := p.authenticate(r, form, p.endpointURL("/par"))
 	if err != nil {
 		return nil, err
-	}
-	if c.FAPI2() && c.AuthMethod != sqin.AuthPrivateKey {
-		return nil, oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
 	}
 	if form.Has("request_uri") {
 		return nil, oerr(errInvalidRequest, "request_uri is not allowed in a pushed authorization request")
@@ -59,10 +56,6 @@ func (p *Provider) par(r *http.Request) (*parResponse, error) {
 	req, _, f := p.parseAuthorize(r, q)
 	if f != nil {
 		return nil, f.oauthError
-	}
-	proof, err := p.checkDPoP(ctx, r, p.endpointURL("/par"), "")
-	if err != nil {
-		return nil, err
 	}
 	if proof != nil {
 		if req.DPoPJKT != "" && req.DPoPJKT != proof.jkt {
@@ -109,21 +102,14 @@ func (p *Provider) pushedRequest(r *http.Request, q url.Values) (*sqin.AuthReque
 		return nil, c, expired
 	}
 	now := p.now()
-	req, err := p.st.GetAuthRequest(ctx, id, now)
-	if err != nil || !req.Pushed || req.ClientID != c.ID || req.SessionID != "" {
-		if err != nil && !errors.Is(err, sqin.ErrNotFound) && !errors.Is(err, sqin.ErrExpired) {
-			p.logErr(ctx, "oidc: get pushed request", err)
+	// One DELETE … RETURNING: the request is taken by one redemption only,
+	// across instances, and only by its client.
+	req, err := p.st.TakePushedRequest(ctx, id, c.ID, now)
+	if err != nil {
+		if !errors.Is(err, sqin.ErrNotFound) {
+			p.logErr(ctx, "oidc: take pushed request", err)
 		}
 		return nil, c, expired
-	}
-	if err := p.st.UseOnce(ctx, "par:"+id, req.ExpiresAt, now); err != nil {
-		if !errors.Is(err, sqin.ErrReplay) {
-			p.logErr(ctx, "oidc: use request_uri", err)
-		}
-		return nil, c, expired
-	}
-	if err := p.st.DeleteAuthRequest(ctx, id); err != nil {
-		p.logErr(ctx, "oidc: delete pushed request", err)
 	}
 	req.ID = keys.Random(24)
 	req.CreatedAt = now.UTC()

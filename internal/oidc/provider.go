@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/authn"
 	"github.com/sqin/sqin/internal/keys"
+	"github.com/sqin/sqin/internal/legal"
 	"github.com/sqin/sqin/internal/store"
 	"github.com/sqin/sqin/internal/web"
 )
@@ -56,6 +58,11 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logout tunes back-channel logout delivery (backchannel.go).
 	Logout LogoutConfig
+	// Audit records and proves audit events (audit.go); nil: defaults.
+	Audit *Auditor
+	// AuditLog proves events (auditapi.go); nil for a log over the store
+	// that cannot sign.
+	AuditLog *audit.Log
 }
 
 // Defaults fills unset fields.
@@ -107,6 +114,11 @@ type Provider struct {
 	// tokens whose signature was checked.
 	clients  *cache[*sqin.Client]
 	verified *cache[atClaims]
+	// auditSlots bounds the proofs computed at once (auditapi.go).
+	auditSlots chan struct{}
+	// authorisations are the legal authorisations the release rule reads
+	// (release.go).
+	authorisations *legal.Cache
 }
 
 // New returns a provider.
@@ -128,6 +140,8 @@ func New(cfg Config, st store.Store, km *keys.Manager, h *authn.Hasher, rd *web.
 	if p.discovery, err = json.Marshal(p.discoveryDoc()); err != nil {
 		return nil, err
 	}
+	p.authorisations = legal.NewCache(st, 5*time.Second, func() time.Time { return p.now() })
+	p.auditDefaults()
 	return p, nil
 }
 
@@ -150,6 +164,7 @@ func (p *Provider) Routes(mux *http.ServeMux) {
 	mux.Handle("/logout", page(p.handleLogout))
 	mux.Handle("GET /{$}", page(p.HandleHome))
 	mux.Handle("/consents", page(p.handleConsents))
+	p.auditRoutes(mux)
 }
 
 // derive returns an HMAC-SHA256 subkey of key for purpose.

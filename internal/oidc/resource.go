@@ -4,23 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
 )
 
 // verifiedAT is an access token that passed every check.
 type verifiedAT struct {
-	claims atClaims
-	grant  *sqin.Grant // nil for client_credentials tokens
+	claims  atClaims
+	grant   *sqin.Grant   // nil for client_credentials tokens
+	account *sqin.Account // the grant's; nil when missing
+	person  *sqin.Person  // the account's; nil when it has none
 }
 
 // verifyAccessToken checks signature, type, issuer, expiry, revocation and
-// the grant behind a user token.
+// the grant behind a user token, reading revocation, grant, account and
+// person in one store call.
 func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifiedAT, error) {
 	if len(token) > 8192 {
 		return nil, errBadToken
@@ -44,28 +49,25 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 	if v.claims.Iss != p.cfg.Issuer || v.claims.Exp <= now || v.claims.Jti == "" {
 		return nil, errBadToken
 	}
-	revoked, err := p.st.AccessTokenRevoked(ctx, v.claims.Jti)
-	if err != nil {
-		return nil, err
-	}
-	if revoked {
-		return nil, errBadToken
-	}
 	grantID, _, _ := strings.Cut(v.claims.Jti, ".")
-	if grantID == "" {
-		return &v, nil
-	}
-	g, err := p.st.GetGrant(ctx, grantID)
+	st, err := p.st.GetTokenState(ctx, v.claims.Jti, grantID)
 	if err != nil {
 		if errors.Is(err, sqin.ErrNotFound) {
 			return nil, errBadToken
 		}
 		return nil, err
 	}
+	if st.Revoked {
+		return nil, errBadToken
+	}
+	if grantID == "" {
+		return &v, nil
+	}
+	g := st.Grant
 	if !g.RevokedAt.IsZero() || !p.now().Before(g.ExpiresAt) {
 		return nil, errBadToken
 	}
-	v.grant = g
+	v.grant, v.account, v.person = g, st.Account, st.Person
 	return &v, nil
 }
 
@@ -139,6 +141,9 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, claims)
 }
 
+// userinfo answers the claims of the token's grant. When the provider
+// audits, it answers only once the userinfo.disclosed event naming the
+// claims released is committed (through the batcher: no other write).
 func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
 	ctx := r.Context()
 	tok, dpopScheme, err := bearer(r)
@@ -163,22 +168,28 @@ func (p *Provider) userinfo(r *http.Request) (map[string]any, error) {
 		}
 		return nil, err
 	}
-	acct, err := p.st.GetAccount(ctx, v.grant.AccountID)
-	if err != nil {
-		return nil, err
-	}
-	if acct.Locked {
+	acct := v.account
+	if acct == nil || acct.Locked {
 		return nil, errBadToken
-	}
-	var person *sqin.Person
-	if acct.PersonID != "" {
-		if person, err = p.st.GetPerson(ctx, acct.PersonID); err != nil && !errors.Is(err, sqin.ErrNotFound) {
-			return nil, err
-		}
 	}
 	cr, _, _ := parseClaimsRequest(v.grant.Claims)
 	out := map[string]any{"sub": v.claims.Sub}
-	resolveClaims(out, userinfoClaims(c, scopes, cr), acct, person)
+	asked := userinfoClaims(c, scopes, cr)
+	rel, err := p.decideRelease(ctx, c, asked)
+	if err != nil {
+		return nil, err
+	}
+	filled := rel.resolve(out, asked, acct, v.person)
+	if p.auditing() {
+		events := p.disclosureEvents(p.clientEvent(ctx, audit.UserinfoDisclosed, c, acct.ID), c, rel, filled)
+		ptrs := make([]*audit.Event, len(events))
+		for i := range events {
+			ptrs[i] = &events[i]
+		}
+		if err := p.cfg.Audit.Batcher.Append(ctx, ptrs...); err != nil {
+			return nil, fmt.Errorf("oidc: audit a userinfo disclosure: %w", err)
+		}
+	}
 	return out, nil
 }
 
@@ -254,6 +265,10 @@ func (p *Provider) revoke(r *http.Request) error {
 		rt, err := p.st.GetRefreshToken(ctx, keys.Hash(tok))
 		if err == nil {
 			if rt.ClientID == c.ID {
+				ctx, err := p.withRevoked(ctx, c, rt.GrantID, true, "refresh_token: its grant is revoked")
+				if err != nil {
+					return err
+				}
 				return p.st.RevokeGrant(ctx, rt.GrantID, now)
 			}
 			return nil
@@ -273,7 +288,38 @@ func (p *Provider) revoke(r *http.Request) error {
 	if cl.Exp <= now.Unix() {
 		return nil
 	}
+	grantID, _, _ := strings.Cut(cl.Jti, ".")
+	ctx, err = p.withRevoked(ctx, c, grantID, false, "access_token")
+	if err != nil {
+		return err
+	}
 	return p.st.RevokeAccessToken(ctx, cl.Jti, time.Unix(cl.Exp, 0))
+}
+
+// withRevoked returns ctx carrying the token.revoked event of a revocation
+// by client c of a token of grant grantID (none for client_credentials),
+// for the revoking write to commit with it. A revocation that changes
+// nothing drops it: the store drops it for an access token revoked before,
+// and none is made when the grant to revoke (wholeGrant) is revoked already.
+func (p *Provider) withRevoked(ctx context.Context, c *sqin.Client, grantID string, wholeGrant bool, detail string) (context.Context, error) {
+	if !p.auditing() {
+		return ctx, nil
+	}
+	var accountID string
+	if grantID != "" {
+		g, err := p.st.GetGrant(ctx, grantID)
+		switch {
+		case err == nil && wholeGrant && !g.RevokedAt.IsZero():
+			return ctx, nil
+		case err == nil:
+			accountID = g.AccountID
+		case !errors.Is(err, sqin.ErrNotFound):
+			return ctx, err
+		}
+	}
+	e := p.clientEvent(ctx, audit.TokenRevoked, c, accountID)
+	e.Detail = detail
+	return audit.With(ctx, e), nil
 }
 
 type introspection struct {

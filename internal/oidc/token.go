@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
 )
 
@@ -57,14 +59,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	if gt == "" {
 		return oerr(errInvalidRequest, "grant_type is missing")
 	}
-	c, err := p.authenticateClient(r, form, p.endpointURL("/token"))
-	if err != nil {
-		return err
-	}
-	if c.FAPI2() && c.AuthMethod != sqin.AuthPrivateKey {
-		return oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
-	}
-	proof, err := p.checkDPoP(r.Context(), r, p.endpointURL("/token"), "")
+	c, proof, err := p.authenticate(r, form, p.endpointURL("/token"))
 	if err != nil {
 		return err
 	}
@@ -131,7 +126,13 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 	}
 	now := p.now().UTC()
 	var grant *sqin.Grant
+	var cr *claimsRequest
 	var refresh, nonce string
+	if p.auditing() {
+		// token.issued is added inside issue: it commits with the
+		// redemption or not at all.
+		ctx = audit.Recorder(ctx)
+	}
 	err := p.st.ExchangeCode(ctx, keys.Hash(code), now, func(ac *sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error) {
 		if ac.ClientID != c.ID {
 			return nil, nil, oerr(errInvalidGrant, "code was issued to another client")
@@ -167,12 +168,40 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 			rt = &sqin.RefreshToken{Hash: keys.Hash(refresh), GrantID: grant.ID, ClientID: c.ID,
 				CreatedAt: now, ExpiresAt: grant.ExpiresAt}
 		}
+		cr, _, _ = parseClaimsRequest(grant.Claims)
+		if p.auditing() {
+			p.addIssued(ctx, c, grant, cr, sqin.GrantAuthorizationCode, grant.Scopes)
+		}
 		return grant, rt, nil
 	})
 	if err != nil {
+		p.auditReplay(ctx, c, err, "code")
 		return nil, grantError(err, "code")
 	}
-	return p.userTokens(ctx, c, grant, nonce, refresh, grant.Scopes, proof)
+	return p.userTokens(ctx, c, grant, cr, nonce, refresh, grant.Scopes, true, proof)
+}
+
+// addIssued records, inside the store callback that decides it, the
+// token.issued event of a citizen's grant: the claims the grant releases
+// (ID token and userinfo), the grant type and scopes.
+func (p *Provider) addIssued(ctx context.Context, c *sqin.Client, g *sqin.Grant, cr *claimsRequest, grantType string, scopes []string) {
+	e := p.clientEvent(ctx, audit.TokenIssued, c, g.AccountID)
+	e.Attributes = releasedClaims(c, scopes, cr) // what the grant may release (consented); the rule filters each disclosure
+	e.Detail = issuedDetail(grantType, scopes)
+	audit.Add(ctx, e)
+}
+
+// auditReplay records the revocation a replayed code or refresh token
+// caused in the store (committed there already, so through the batcher).
+func (p *Provider) auditReplay(ctx context.Context, c *sqin.Client, err error, what string) {
+	if !p.auditing() || !errors.Is(err, sqin.ErrReplay) {
+		return
+	}
+	e := p.clientEvent(ctx, audit.TokenRevoked, c, "")
+	e.Detail = what + " replayed: its grant is revoked"
+	if err := p.commitEvent(ctx, e); err != nil {
+		p.logErr(ctx, "oidc: audit a replay", err)
+	}
 }
 
 // grantError maps store errors on codes and refresh tokens to invalid_grant.
@@ -204,7 +233,11 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values,
 	}
 	now := p.now().UTC()
 	var grant *sqin.Grant
+	var cr *claimsRequest
 	next := keys.Random(32)
+	if p.auditing() {
+		ctx = audit.Recorder(ctx)
+	}
 	err := p.st.RotateRefreshToken(ctx, keys.Hash(token), now, func(rt *sqin.RefreshToken, g *sqin.Grant) (*sqin.RefreshToken, error) {
 		if rt.ClientID != c.ID {
 			return nil, oerr(errInvalidGrant, "refresh token was issued to another client")
@@ -218,35 +251,62 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values,
 			}
 		}
 		grant = g
+		cr, _, _ = parseClaimsRequest(g.Claims)
+		if p.auditing() {
+			issued := scopes
+			if issued == nil {
+				issued = g.Scopes
+			}
+			p.addIssued(ctx, c, g, cr, sqin.GrantRefreshToken, issued)
+		}
 		return &sqin.RefreshToken{Hash: keys.Hash(next), GrantID: g.ID, ClientID: c.ID, CreatedAt: now, ExpiresAt: g.ExpiresAt}, nil
 	})
 	if err != nil {
+		p.auditReplay(ctx, c, err, "refresh token")
 		return nil, grantError(err, "refresh token")
 	}
+	// An ID token on refresh is optional (OIDC Core 12.2): it costs a
+	// signature, so it is issued when the client asks for it by naming
+	// openid in the request's scope.
+	idToken := slices.Contains(scopes, "openid")
 	if scopes == nil {
 		scopes = grant.Scopes
 	}
-	return p.userTokens(ctx, c, grant, "", next, scopes, proof)
+	return p.userTokens(ctx, c, grant, cr, "", next, scopes, idToken, proof)
 }
 
-// userTokens builds the access and ID tokens for a grant.
-func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, nonce, refresh string, scopes []string, proof *dpopProof) (*tokenResponse, error) {
-	acct, err := p.st.GetAccount(ctx, g.AccountID)
+// userTokens builds the access token and, with idToken, the ID token for
+// a grant whose claims request is cr.
+func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, cr *claimsRequest, nonce, refresh string, scopes []string, idToken bool, proof *dpopProof) (*tokenResponse, error) {
+	// The account and the sub its public body knew it by before SQIN, in
+	// one read.
+	acct, legacy, err := p.st.GetAccountSubject(ctx, g.AccountID, c.SectorID())
 	if err != nil {
 		return nil, err
 	}
 	if acct.Locked {
-		_ = p.st.RevokeGrant(ctx, g.ID, p.now())
+		// The grant and its event committed before the account was read:
+		// its revocation is recorded too.
+		if p.auditing() {
+			e := p.clientEvent(ctx, audit.TokenRevoked, c, g.AccountID)
+			e.Detail = "account locked"
+			ctx = audit.With(ctx, e)
+		}
+		if err := p.st.RevokeGrant(ctx, g.ID, p.now()); err != nil {
+			p.logErr(ctx, "oidc: revoke the grant of a locked account", err)
+		}
 		return nil, oerr(errInvalidGrant, "the account is locked")
 	}
 	now := p.now()
-	sub, err := p.Subject(ctx, c, acct.ID)
-	if err != nil {
-		return nil, err
-	}
+	sub := p.subjectOf(c, acct.ID, legacy)
 	at, tokenType, err := p.accessToken(ctx, c, sub, g.ID, scopes, g, now, proof)
 	if err != nil {
 		return nil, err
+	}
+	resp := &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
+		RefreshToken: refresh, Scope: strings.Join(scopes, " ")}
+	if !idToken {
+		return resp, nil
 	}
 	idt := map[string]any{
 		"iss": p.cfg.Issuer, "sub": sub, "aud": c.ID, "azp": c.ID,
@@ -259,25 +319,51 @@ func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant
 	if nonce != "" {
 		idt["nonce"] = nonce
 	}
-	if cr, _, _ := parseClaimsRequest(g.Claims); cr != nil && len(cr.IDToken) > 0 {
+	if cr != nil && len(cr.IDToken) > 0 {
 		var person *sqin.Person
 		if acct.PersonID != "" {
 			if person, err = p.st.GetPerson(ctx, acct.PersonID); err != nil && !errors.Is(err, sqin.ErrNotFound) {
 				return nil, err
 			}
 		}
-		resolveClaims(idt, idTokenClaims(c, cr), acct, person)
+		asked := idTokenClaims(c, cr)
+		rel, err := p.decideRelease(ctx, c, asked)
+		if err != nil {
+			return nil, err
+		}
+		filled := rel.resolve(idt, asked, acct, person)
+		if p.auditing() && (len(filled) > 0 || len(rel.withheld) > 0) {
+			// Claims in the ID token are a disclosure of their own.
+			base := p.clientEvent(ctx, audit.RegistryDisclosed, c, acct.ID)
+			base.Detail = "id_token"
+			for _, e := range p.disclosureEvents(base, c, rel, filled) {
+				if err := p.commitEvent(ctx, e); err != nil {
+					return nil, fmt.Errorf("oidc: audit an ID token disclosure: %w", err)
+				}
+			}
+		}
 	}
 	alg := c.SigningAlg
 	if alg == "" {
 		alg = keys.ES256
 	}
-	idToken, err := p.keys.Sign(ctx, alg, "JWT", idt)
-	if err != nil {
+	if resp.IDToken, err = p.keys.Sign(ctx, alg, "JWT", idt); err != nil {
 		return nil, err
 	}
-	return &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
-		IDToken: idToken, RefreshToken: refresh, Scope: strings.Join(scopes, " ")}, nil
+	return resp, nil
+}
+
+// subjectOf is Subject (provider.go) once the legacy sub of c's sector is
+// known: legacy when there is one, the account ID for public-subject
+// clients, the sector's pairwise sub otherwise.
+func (p *Provider) subjectOf(c *sqin.Client, accountID, legacy string) string {
+	switch {
+	case legacy != "":
+		return legacy
+	case c.SubjectType == sqin.SubjectPublic:
+		return accountID
+	}
+	return p.pairwise(c.SectorID(), accountID)
 }
 
 // atClaims are an access token's claims (RFC 9068). jti is the grant
@@ -332,6 +418,15 @@ func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form u
 	at, tokenType, err := p.accessToken(ctx, c, c.ID, "", scopes, nil, p.now(), proof)
 	if err != nil {
 		return nil, err
+	}
+	if p.auditing() {
+		// No write of its own: the token leaves once its event is
+		// committed (with others', through the batcher).
+		e := p.clientEvent(ctx, audit.TokenIssued, c, "")
+		e.Detail = issuedDetail(sqin.GrantClientCredentials, scopes)
+		if err := p.commitEvent(ctx, e); err != nil {
+			return nil, fmt.Errorf("oidc: audit a client_credentials token: %w", err)
+		}
 	}
 	return &tokenResponse{AccessToken: at, TokenType: tokenType, ExpiresIn: int(p.cfg.AccessTTL.Seconds()),
 		Scope: strings.Join(scopes, " ")}, nil

@@ -7,8 +7,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/runes"
-	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/sqin/sqin"
@@ -251,52 +249,64 @@ func givenLetter(given string) byte {
 // hyphens, apostrophes, digits, other scripts) is skipped. It returns how
 // many bytes it wrote.
 func letters(name string, dst []byte) int {
-	if !isASCII(name) {
-		// NFKD also unfolds compatibility forms (ligatures, full-width
-		// letters); the chain is built per call: transformers keep state.
-		t := transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)))
-		s, _, err := transform.String(t, name)
-		if err == nil {
-			name = s
-		}
-	}
 	k := 0
+	var buf [32]byte
 	for _, r := range name {
 		if k == len(dst) {
 			break
 		}
-		var sp string
-		switch {
-		case 'A' <= r && r <= 'Z':
-			dst[k] = byte(r)
-			k++
-			continue
-		case 'a' <= r && r <= 'z':
-			dst[k] = byte(r - 'a' + 'A')
-			k++
-			continue
-		case r == 'Œ' || r == 'œ':
-			sp = "OE"
-		case r == 'Æ' || r == 'æ':
-			sp = "AE"
-		case r == 'ß' || r == 'ẞ':
-			sp = "SS"
-		case r == 'Þ' || r == 'þ':
-			sp = "TH"
-		case r == 'Ø' || r == 'ø':
-			sp = "O"
-		case r == 'Ł' || r == 'ł':
-			sp = "L"
-		case r == 'Đ' || r == 'đ':
-			sp = "D"
-		case r == 'ı':
-			sp = "I"
-		default:
+		if r < utf8.RuneSelf {
+			k = letter(r, dst, k)
 			continue
 		}
-		k += copy(dst[k:], sp)
+		// NFKD also unfolds compatibility forms (ligatures, full-width
+		// letters). Decomposing one character at a time gives the letters
+		// the whole name's decomposition gives (only the order of
+		// combining marks, which are dropped, can differ) without
+		// transforming the whole name.
+		var rb [utf8.UTFMax]byte
+		n := utf8.EncodeRune(rb[:], r)
+		for _, d := range string(norm.NFKD.Append(buf[:0], rb[:n]...)) {
+			if k == len(dst) {
+				break
+			}
+			if !unicode.Is(unicode.Mn, d) {
+				k = letter(d, dst, k)
+			}
+		}
 	}
 	return k
+}
+
+// letter appends to dst at k what r gives (an upper-case letter A–Z, a
+// spelled-out letter, or nothing) and returns the new length.
+func letter(r rune, dst []byte, k int) int {
+	var sp string
+	switch {
+	case 'A' <= r && r <= 'Z':
+		dst[k] = byte(r)
+		return k + 1
+	case 'a' <= r && r <= 'z':
+		dst[k] = byte(r - 'a' + 'A')
+		return k + 1
+	case r == 'Œ' || r == 'œ':
+		sp = "OE"
+	case r == 'Æ' || r == 'æ':
+		sp = "AE"
+	case r == 'ß' || r == 'ẞ':
+		sp = "SS"
+	case r == 'Þ' || r == 'þ':
+		sp = "TH"
+	case r == 'Ø' || r == 'ø':
+		sp = "O"
+	case r == 'Ł' || r == 'ł':
+		sp = "L"
+	case r == 'Đ' || r == 'đ':
+		sp = "D"
+	case r == 'ı':
+		sp = "I"
+	}
+	return k + copy(dst[k:], sp)
 }
 
 func isASCII(s string) bool {

@@ -17,10 +17,19 @@ import (
 // The audit log (internal/audit). Every write transaction of the store
 // ends with commit, which writes the events the context carries
 // (audit.With) before committing; a write that fails drops them. Event
-// numbers come from audit_state.size, raised in the same transaction: the
-// row lock (PostgreSQL) or the single writer (SQLite) serialises appenders
-// from reservation to commit, so numbers are gap-free and committed in
-// order, and the size a reader sees counts only committed events.
+// numbers come from audit_state.size, raised in the transaction that
+// inserts the events into audit_events: the row lock (PostgreSQL) or the
+// single writer (SQLite) serialises appenders from reservation to commit,
+// so numbers are gap-free and committed in order, and the size a reader
+// sees counts only committed events.
+//
+// On SQLite a change's transaction appends its events itself. On
+// PostgreSQL it inserts them into audit_queue instead, which locks no
+// shared row, so audited changes commit side by side; after the commit,
+// the sequencer (one at a time across instances, advisory lock) moves
+// every committed queue row into audit_events in one transaction, in
+// batches, and commit waits for that before returning (see sequencer).
+// AppendEvents (the Batcher's standalone events) appends directly on both.
 
 const auditCols = `seq, at, request_id, actor_kind, actor_id, action, subject, client_id, public_body,
 	legal_basis, attributes, outcome, detail, salt, personal_digest, leaf_hash, redacted`
@@ -50,20 +59,40 @@ var (
 	qTreeHeads       = newQuery(`SELECT tree_size, timestamp, root_hash, key_id, signature FROM audit_tree_heads ORDER BY tree_size`)
 	qSaveSubtree     = newQuery(`INSERT INTO audit_subtrees (node, hash) VALUES (?, ?) ON CONFLICT (node) DO NOTHING`)
 	qSubtreeFrontier = newQuery(`SELECT COALESCE(MAX(node), -1) FROM audit_subtrees WHERE node >= ? AND node < ?`)
+
+	// PostgreSQL only: the queue and its sequencer's lock, one per schema.
+	qAuditSequencerLock = newQuery(`SELECT pg_advisory_xact_lock(hashtext('sqin.audit'), hashtext(COALESCE(current_schema(), '')))`)
+	qAuditQueued        = newQuery(`SELECT xact, id, ` + queueCols + ` FROM audit_queue
+		WHERE xact IN (SELECT DISTINCT xact FROM audit_queue ORDER BY xact LIMIT ?) ORDER BY xact, id`)
+	qAuditDequeue   = newQuery(`DELETE FROM audit_queue WHERE id = ANY(?)`)
+	qAuditQueueSize = newQuery(`SELECT COUNT(*) FROM audit_queue`)
 )
 
-// auditInserts holds INSERT statements for 1 to auditBatch rows, and
-// subtreeSelects SELECTs of 1 to auditBatch nodes, made when first used.
-var auditInserts, subtreeSelects sync.Map // int -> query
+// queueCols are the columns of audit_queue after its id: an event's fields
+// before numbering.
+const queueCols = `at, request_id, actor_kind, actor_id, action, subject, client_id, public_body,
+	legal_basis, attributes, outcome, detail, salt`
 
-func auditInsert(n int) query {
-	if q, ok := auditInserts.Load(n); ok {
+// sequenceBatch is the most queued transactions whose events one
+// sequencer transaction moves.
+const sequenceBatch = 500
+
+// auditInserts and queueInserts hold INSERT statements for 1 to auditBatch
+// rows, and subtreeSelects SELECTs of 1 to auditBatch nodes, made when
+// first used.
+var auditInserts, queueInserts, subtreeSelects sync.Map // int -> query
+
+func queueInsert(n int) query { return rowsInsert(&queueInserts, "audit_queue", queueCols, n) }
+func auditInsert(n int) query { return rowsInsert(&auditInserts, "audit_events", auditCols, n) }
+
+// rowsInsert is INSERT INTO table (cols) VALUES with n rows, kept in cache.
+func rowsInsert(cache *sync.Map, table, cols string, n int) query {
+	if q, ok := cache.Load(n); ok {
 		return q.(query)
 	}
-	row := "(" + strings.Repeat("?, ", strings.Count(auditCols, ",")) + "?)"
-	q := newQuery("INSERT INTO audit_events (" + auditCols + ") VALUES " +
-		strings.Repeat(row+", ", n-1) + row)
-	auditInserts.Store(n, q)
+	row := "(" + strings.Repeat("?, ", strings.Count(cols, ",")) + "?)"
+	q := newQuery("INSERT INTO " + table + " (" + cols + ") VALUES " + strings.Repeat(row+", ", n-1) + row)
+	cache.Store(n, q)
 	return q
 }
 
@@ -94,19 +123,35 @@ func (db *DB) begin(ctx context.Context) (*sql.Tx, error) {
 	return tx, err
 }
 
-// commit writes the events ctx carries into tx and commits.
+// commit writes the events ctx carries into tx and commits. On PostgreSQL
+// they go into the queue, and commit returns once the sequencer has moved
+// them into the log (or ctx ends: they are committed either way, and the
+// next round of any instance sequences them).
 func (db *DB) commit(ctx context.Context, tx *sql.Tx) error {
-	if evs := audit.Take(ctx); len(evs) > 0 {
-		ps := make([]*audit.Event, len(evs))
-		for i := range evs {
-			ps[i] = &evs[i]
-		}
+	evs := audit.Take(ctx)
+	if len(evs) == 0 {
+		return tx.Commit()
+	}
+	ps := make([]*audit.Event, len(evs))
+	for i := range evs {
+		ps[i] = &evs[i]
+	}
+	if db.dialect != Postgres {
 		if err := db.appendEvents(ctx, tx, ps); err != nil {
 			tx.Rollback()
 			return err
 		}
+		return tx.Commit()
 	}
-	return tx.Commit()
+	if err := db.queueEvents(ctx, tx, ps); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.sequencer().await(ctx, db)
+	return nil
 }
 
 // rollback rolls tx back (harmless after commit) and drops the events ctx
@@ -198,12 +243,10 @@ func (db *DB) AppendEvents(ctx context.Context, events ...*audit.Event) error {
 	return wrap(op, db.commit(ctx, tx))
 }
 
-// appendEvents numbers, hashes and inserts events in tx.
-func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
+// prepareEvents sets the time and salt of events that have none and
+// checks them.
+func prepareEvents(events []*audit.Event) error {
 	const op = "sqlstore.AppendEvents"
-	if len(events) == 0 {
-		return nil
-	}
 	now := time.Now()
 	salts := make([]byte, audit.SaltSize*len(events))
 	rand.Read(salts)
@@ -220,12 +263,31 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []*audit.Even
 			return &sqin.Error{Code: sqin.EInvalid, Op: op, Message: "audit event refused", Err: err}
 		}
 	}
+	return nil
+}
+
+// appendEvents numbers, hashes and inserts events in tx.
+func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if err := prepareEvents(events); err != nil {
+		return err
+	}
+	return db.insertEvents(ctx, tx, events)
+}
+
+// insertEvents numbers, hashes and inserts prepared events in tx.
+func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
 	var size int64
 	if err := tx.QueryRowContext(ctx, db.sql(qAuditReserve), int64(len(events))).Scan(&size); err != nil {
 		return err
 	}
 	next := uint64(size) - uint64(len(events))
-	args := make([]any, 0, auditBatch*17)
+	// Sized by the events at hand: most transactions carry one or two, and
+	// a full batch's 256 × 17 interfaces (70 KB) were most of the bytes a
+	// refresh allocated.
+	args := make([]any, 0, min(len(events), auditBatch)*17)
 	for start := 0; start < len(events); start += auditBatch {
 		batch := events[start:min(start+auditBatch, len(events))]
 		args = args[:0]
@@ -242,6 +304,175 @@ func (db *DB) appendEvents(ctx context.Context, tx *sql.Tx, events []*audit.Even
 		}
 	}
 	return nil
+}
+
+// queueEvents inserts events into the audit queue in tx (PostgreSQL).
+func (db *DB) queueEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
+	if err := prepareEvents(events); err != nil {
+		return err
+	}
+	args := make([]any, 0, min(len(events), auditBatch)*13)
+	for start := 0; start < len(events); start += auditBatch {
+		batch := events[start:min(start+auditBatch, len(events))]
+		args = args[:0]
+		for _, e := range batch {
+			args = append(args, e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action, e.Subject,
+				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt)
+		}
+		if _, err := tx.ExecContext(ctx, db.sql(queueInsert(len(batch))), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SequenceAudit moves every event queued by a committed change into the
+// log (PostgreSQL; on SQLite there is no queue) and returns how many it
+// moved. Changes wait for this themselves; call it at start-up and now and
+// then to sequence what an instance that stopped between a commit and its
+// sequencing left queued. Safe on several instances at once: one at a time
+// runs.
+func (db *DB) SequenceAudit(ctx context.Context) (int, error) {
+	if db.dialect != Postgres {
+		return 0, nil
+	}
+	total := 0
+	for {
+		n, txs, err := db.sequenceRound(ctx)
+		total += n
+		if err != nil || txs < sequenceBatch {
+			return total, wrap("sqlstore.SequenceAudit", err)
+		}
+	}
+}
+
+// AuditQueued is the number of events committed but not yet sequenced
+// (always 0 on SQLite).
+func (db *DB) AuditQueued(ctx context.Context) (int64, error) {
+	if db.dialect != Postgres {
+		return 0, nil
+	}
+	var n int64
+	err := db.read.QueryRowContext(ctx, db.sql(qAuditQueueSize)).Scan(&n)
+	return n, wrap("sqlstore.AuditQueued", err)
+}
+
+// sequenceRound moves the events of up to sequenceBatch queued
+// transactions, oldest first, into the log in one transaction under the
+// sequencer lock, and returns how many events and transactions it moved.
+func (db *DB) sequenceRound(ctx context.Context) (int, int, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, db.sql(qAuditSequencerLock)); err != nil {
+		return 0, 0, err
+	}
+	rows, err := tx.QueryContext(ctx, db.sql(qAuditQueued), int64(sequenceBatch))
+	if err != nil {
+		return 0, 0, err
+	}
+	var (
+		ids    []int64
+		events []*audit.Event
+		txs    int
+		last   int64
+	)
+	for rows.Next() {
+		var xact, id int64
+		e := new(audit.Event)
+		if err := rows.Scan(&xact, &id, millis{&e.Time}, &e.RequestID, &e.Actor.Kind, &e.Actor.ID, &e.Action,
+			&e.Subject, &e.ClientID, &e.PublicBody, &e.LegalBasis, strs{&e.Attributes}, &e.Outcome, &e.Detail,
+			&e.Salt); err != nil {
+			rows.Close()
+			return 0, 0, err
+		}
+		if txs == 0 || xact != last {
+			txs, last = txs+1, xact
+		}
+		ids, events = append(ids, id), append(events, e)
+	}
+	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+		return 0, 0, err
+	}
+	if len(events) == 0 {
+		return 0, 0, nil
+	}
+	if err := db.insertEvents(ctx, tx, events); err != nil {
+		return 0, 0, err
+	}
+	res, err := tx.ExecContext(ctx, db.sql(qAuditDequeue), ids)
+	if err != nil {
+		return 0, 0, err
+	}
+	// Only the sequencer deletes, under its lock: anything else means the
+	// queue was tampered with while this round ran.
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
+		return 0, 0, cmp.Or(err, fmt.Errorf("audit queue: %d of %d rows dequeued", n, len(ids)))
+	}
+	return len(events), txs, tx.Commit()
+}
+
+// sequencer runs sequencing rounds for the changes of one DB that wait for
+// their events to reach the log: the waiters that arrive while a round
+// runs share the next one (group commit), and no goroutine runs while
+// none waits.
+type sequencer struct {
+	mu      sync.Mutex
+	running bool
+	waiters []chan struct{}
+}
+
+// sequencers holds the sequencer of each PostgreSQL DB.
+var sequencers sync.Map // *DB -> *sequencer
+
+func (db *DB) sequencer() *sequencer {
+	if s, ok := sequencers.Load(db); ok {
+		return s.(*sequencer)
+	}
+	s, _ := sequencers.LoadOrStore(db, new(sequencer))
+	return s.(*sequencer)
+}
+
+// sequenceTimeout bounds one sequencing round of the background sequencer.
+const sequenceTimeout = 10 * time.Second
+
+// await returns once a round that started after the call has ended, or
+// ctx has. A round that fails leaves the events queued for the next.
+func (s *sequencer) await(ctx context.Context, db *DB) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.waiters = append(s.waiters, done)
+	if !s.running {
+		s.running = true
+		go s.run(db)
+	}
+	s.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (s *sequencer) run(db *DB) {
+	for {
+		s.mu.Lock()
+		ws := s.waiters
+		s.waiters = nil
+		if len(ws) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), sequenceTimeout)
+		db.SequenceAudit(ctx) // on failure the events stay queued for the next round
+		cancel()
+		for _, w := range ws {
+			close(w)
+		}
+	}
 }
 
 // AuditSize is the number of events appended.

@@ -27,25 +27,18 @@ func benchEvents() int {
 }
 
 // fillAudit appends n random events in batches of 1000 and reports the
-// rate.
+// rate (audittest.Fill, which sqin-bench runs too).
 func fillAudit(b *testing.B, db *DB, n int) {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(1, 1))
-	start := time.Now()
-	for i := 0; i < n; i += 1000 {
-		evs := make([]*audit.Event, min(1000, n-i))
-		for j := range evs {
-			evs[j] = audittest.RandomEvent(rng, i+j)
-		}
-		if err := db.AppendEvents(ctx, evs...); err != nil {
-			b.Fatal(err)
-		}
+	st, err := audittest.Fill(ctx, db, n, audittest.FillOptions{Batch: 1000, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
 	}
 	b.Logf("%s: appended %d events in %s (%.0f events/s, batches of 1000)", db.dialect, n,
-		time.Since(start).Round(time.Millisecond), float64(n)/time.Since(start).Seconds())
+		st.Wall.Round(time.Millisecond), st.Rate())
 	// What autovacuum does to an old log: statistics, hint bits, visibility.
 	if db.dialect == Postgres {
-		start = time.Now()
+		start := time.Now()
 		if _, err := db.write.ExecContext(ctx, "VACUUM ANALYZE audit_events"); err != nil {
 			b.Fatal(err)
 		}

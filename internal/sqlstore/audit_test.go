@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/audit/audittest"
 )
@@ -157,7 +159,8 @@ func TestAuditGuards(t *testing.T) {
 			"UPDATE audit_subtrees SET hash = hash",
 		}
 		if db.dialect == Postgres {
-			refused = append(refused, "TRUNCATE audit_events", "TRUNCATE audit_tree_heads", "TRUNCATE audit_state")
+			refused = append(refused, "TRUNCATE audit_events", "TRUNCATE audit_tree_heads", "TRUNCATE audit_state",
+				"TRUNCATE audit_queue")
 		}
 		for _, q := range refused {
 			var args []any
@@ -176,4 +179,118 @@ func TestAuditGuards(t *testing.T) {
 			t.Fatalf("after the refused changes: %+v, %v", rep, err)
 		}
 	})
+}
+
+// TestAuditQueue: on PostgreSQL a change's events go through audit_queue.
+// Two handles on one database (two server instances) writing at once give
+// one gap-free log in which each transaction's events are contiguous and in
+// order, with nothing left queued once the writes have returned. Events an
+// instance left queued (it stopped between its commit and the sequencing)
+// are not in the log, and reach it at the next round of any instance.
+func TestAuditQueue(t *testing.T) {
+	ctx := t.Context()
+	url := postgresURL(t)
+	db0 := openTest(t, url)
+	db1, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db1.Close()
+
+	left := []*audit.Event{audittest.RandomEvent(rng0(), 0), audittest.RandomEvent(rng0(), 1)}
+	left[0].Detail, left[1].Detail = "left/0", "left/1"
+	tx, err := db0.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db0.queueEvents(ctx, tx, left); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db0.AuditSize(ctx); err != nil || n != 0 {
+		t.Fatalf("queued events in the log before sequencing: size %d, %v", n, err)
+	}
+	if n, err := db1.AuditQueued(ctx); err != nil || n != 2 {
+		t.Fatalf("%d queued, %v", n, err)
+	}
+	if _, err := db0.write.ExecContext(ctx, "UPDATE audit_queue SET detail = 'x'"); err == nil {
+		t.Fatal("a queued event was changed")
+	}
+
+	const workers, rounds = 4, 10
+	var (
+		mu      sync.Mutex
+		batches = map[string]int{"left": 2}
+		wg      sync.WaitGroup
+		errs    = make(chan error, 2*workers)
+	)
+	for i, db := range []*DB{db0, db1} {
+		for w := range workers {
+			wg.Go(func() {
+				for r := range rounds {
+					id := fmt.Sprintf("i%dw%dr%d", i, w, r)
+					k := 1 + r%3
+					evs := make([]audit.Event, k)
+					for j := range evs {
+						evs[j] = *audittest.RandomEvent(rand.New(rand.NewPCG(uint64(i), uint64(w*rounds+r))), j)
+						evs[j].Detail = fmt.Sprintf("%s/%d", id, j)
+					}
+					s := &sqin.Session{ID: "q-" + id, ExpiresAt: time.Now().Add(time.Hour)}
+					if err := db.CreateSession(audit.With(ctx, evs...), s); err != nil {
+						errs <- err
+						return
+					}
+					mu.Lock()
+					batches[id] = k
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := db0.AuditQueued(ctx); err != nil || n != 0 {
+		t.Fatalf("%d events still queued after the writes returned, %v", n, err)
+	}
+	size, err := db0.AuditSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db0.Events(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, k := range batches {
+		total += k
+	}
+	if len(rs) != total || size != uint64(total) {
+		t.Fatalf("size %d, %d events read, want %d", size, len(rs), total)
+	}
+	for i := 0; i < len(rs); {
+		id, _, _ := strings.Cut(rs[i].Detail, "/")
+		k, ok := batches[id]
+		if !ok {
+			t.Fatalf("event %d (%q): unknown or repeated batch", i, rs[i].Detail)
+		}
+		for j := range k {
+			if rs[i+j].ID != uint64(i+j) || rs[i+j].Detail != fmt.Sprintf("%s/%d", id, j) {
+				t.Fatalf("event %d is %d %q: batch %s not contiguous", i+j, rs[i+j].ID, rs[i+j].Detail, id)
+			}
+		}
+		delete(batches, id)
+		i += k
+	}
+	rep, err := audit.Verify(ctx, db1, audit.VerifyOptions{})
+	if err != nil || !rep.OK() || rep.Size != uint64(total) {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if n, err := db1.SequenceAudit(ctx); err != nil || n != 0 {
+		t.Fatalf("a round with nothing queued moved %d, %v", n, err)
+	}
 }

@@ -11,7 +11,7 @@ import (
 
 const clientCols = `id, secret_hash, name, redirect_uris, post_logout_redirect_uris, grant_types,
 	scopes, claims, auth_method, signing_alg, min_loa, sector, jwks, created_at, jwks_uri, require_par,
-	require_dpop, profile, subject_type, backchannel_logout_uri, frontchannel_logout_uri`
+	require_dpop, profile, subject_type, backchannel_logout_uri, frontchannel_logout_uri, purpose`
 
 var (
 	qCreateClient        = insertQuery("clients", clientCols)
@@ -25,15 +25,15 @@ var (
 // CreateClient stores c; a taken ID is sqin.ErrConflict.
 func (db *DB) CreateClient(ctx context.Context, c *sqin.Client) error {
 	const op = "sqlstore.CreateClient"
-	var l lists
-	args := []any{c.ID, c.SecretHash, c.Name, l.join(c.RedirectURIs), l.join(c.PostLogoutRedirectURIs),
-		l.join(c.GrantTypes), l.join(c.Scopes), l.join(c.Claims), c.AuthMethod, c.SigningAlg,
-		int64(c.MinLoA), c.Sector, blob(c.JWKS), ms(c.CreatedAt), c.JWKSURI, c.RequirePAR, c.RequireDPoP,
-		c.Profile, c.SubjectType, c.BackchannelLogoutURI, c.FrontchannelLogoutURI}
-	if l.err != nil {
-		return l.invalid(op)
+	row, err := clientRow(op, c)
+	if err != nil {
+		return err
 	}
-	_, err := db.writeExec(ctx, qCreateClient, args...)
+	args, err := clientArgs(op, row, false)
+	if err != nil {
+		return err
+	}
+	_, err = db.writeExec(ctx, qCreateClient, args...)
 	return wrap(op, err)
 }
 
@@ -42,7 +42,7 @@ func scanClient(s scanner) (*sqin.Client, error) {
 	err := s.Scan(&c.ID, &c.SecretHash, &c.Name, strs{&c.RedirectURIs}, strs{&c.PostLogoutRedirectURIs},
 		strs{&c.GrantTypes}, strs{&c.Scopes}, strs{&c.Claims}, &c.AuthMethod, &c.SigningAlg,
 		num(&c.MinLoA), &c.Sector, &c.JWKS, millis{&c.CreatedAt}, &c.JWKSURI, &c.RequirePAR, &c.RequireDPoP,
-		&c.Profile, &c.SubjectType, &c.BackchannelLogoutURI, &c.FrontchannelLogoutURI)
+		&c.Profile, &c.SubjectType, &c.BackchannelLogoutURI, &c.FrontchannelLogoutURI, &c.Purpose)
 	return c, err
 }
 
@@ -123,6 +123,25 @@ func (db *DB) GetAccount(ctx context.Context, id string) (*sqin.Account, error) 
 		return nil, wrap("sqlstore.GetAccount", err)
 	}
 	return a, nil
+}
+
+// qAccountSubject reads an account and its legacy sub for one sector.
+var qAccountSubject = newQuery(`SELECT ` + prefixCols("a.", accountCols) + `, COALESCE(l.sub, '')
+	FROM accounts a LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = a.id
+	WHERE a.id = ?`)
+
+// GetAccountSubject returns the account and the legacy sub of sector (""
+// when none) in one statement, or sqin.ErrNotFound.
+func (db *DB) GetAccountSubject(ctx context.Context, id, sector string) (*sqin.Account, string, error) {
+	a := new(sqin.Account)
+	var sub string
+	err := db.read.QueryRowContext(ctx, db.sql(qAccountSubject), sector, id).Scan(&a.ID, &a.Email,
+		&a.EmailVerified, &a.PasswordHash, num(&a.LoA), &a.PersonID, &a.Locale, &a.Locked, millis{&a.CreatedAt},
+		millis{&a.UpdatedAt}, &sub)
+	if err != nil {
+		return nil, "", wrap("sqlstore.GetAccountSubject", err)
+	}
+	return a, sub, nil
 }
 
 // GetAccountByEmail returns the account with that (normalised) email, or

@@ -4,9 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/store"
 )
 
 const codeCols = `hash, client_id, account_id, session_id, redirect_uri, nonce, scopes, claims,
@@ -34,6 +36,18 @@ var (
 		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
 		RETURNING ` + refreshCols)
 	qRefreshState = newQuery(`SELECT used_at, grant_id FROM refresh_tokens WHERE hash = ?`)
+	// qUseRefreshGrant is qUseRefresh and the grant's read in one round
+	// trip, for PostgreSQL (SQLite has no UPDATE in a WITH clause, and its
+	// statements cost no round trip). A missing grant reads as an empty ID.
+	qUseRefreshGrant = newQuery(`WITH u AS (UPDATE refresh_tokens SET used_at = ?
+		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		RETURNING ` + refreshCols + `)
+	SELECT ` + prefixCols("u.", refreshCols) + `,
+	COALESCE(g.id, ''), COALESCE(g.client_id, ''), COALESCE(g.account_id, ''), COALESCE(g.session_id, ''),
+	COALESCE(g.scopes, ''), COALESCE(g.claims, ''), COALESCE(g.loa, 0), COALESCE(g.amr, ''),
+	COALESCE(g.auth_time, 0), COALESCE(g.offline, FALSE), COALESCE(g.created_at, 0), COALESCE(g.expires_at, 0),
+	COALESCE(g.revoked_at, 0), COALESCE(g.dpop_jkt, '')
+	FROM u LEFT JOIN grants g ON g.id = u.grant_id`)
 	qRevokeToken  = newQuery(`INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`)
 	qTokenRevoked = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)`)
 )
@@ -171,14 +185,29 @@ func (db *DB) RotateRefreshToken(ctx context.Context, tokenHash string, now time
 	}
 	defer db.rollback(ctx, tx)
 	at := ms(now)
-	t, err := scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+	var t *sqin.RefreshToken
+	var g *sqin.Grant
+	if db.dialect == Postgres {
+		t, g = new(sqin.RefreshToken), new(sqin.Grant)
+		err = tx.QueryRowContext(ctx, db.sql(qUseRefreshGrant), at, tokenHash, at).Scan(&t.Hash, &t.GrantID,
+			&t.ClientID, millis{&t.CreatedAt}, millis{&t.ExpiresAt}, millis{&t.UsedAt},
+			&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
+			strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
+			millis{&g.RevokedAt}, &g.DPoPJKT)
+	} else {
+		t, err = scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.unusable(ctx, tx, op, qRefreshState, tokenHash, at)
 	}
 	if err != nil {
 		return wrap(op, err)
 	}
-	g, err := scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
+	if g == nil {
+		g, err = scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
+	} else if g.ID == "" {
+		err = sql.ErrNoRows
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return fail(op, sqin.ErrRevoked, nil)
@@ -241,4 +270,67 @@ func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) 
 	var revoked bool
 	err := db.read.QueryRowContext(ctx, db.sql(qTokenRevoked), jti).Scan(&revoked)
 	return revoked, wrap("sqlstore.AccessTokenRevoked", err)
+}
+
+// qTokenState reads a token's revocation, its grant, the grant's account
+// and the account's person in one statement (one round trip on
+// PostgreSQL): the account and person columns are COALESCEd so that a
+// missing row reads as an empty ID.
+var qTokenState = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), ` +
+	prefixCols("g.", grantCols) + `,
+	COALESCE(a.id, ''), COALESCE(a.email, ''), COALESCE(a.email_verified, FALSE), COALESCE(a.password_hash, ''),
+	COALESCE(a.loa, 0), COALESCE(a.person_id, ''), COALESCE(a.locale, ''), COALESCE(a.locked, FALSE),
+	COALESCE(a.created_at, 0), COALESCE(a.updated_at, 0),
+	COALESCE(p.id, ''), COALESCE(p.family_name, ''), COALESCE(p.given_name, ''), COALESCE(p.birth_date, ''),
+	COALESCE(p.sex, ''), COALESCE(p.health_no, ''), COALESCE(p.civic_number, ''), COALESCE(p.street, ''),
+	COALESCE(p.unit, ''), COALESCE(p.municipality, ''), COALESCE(p.province, ''), COALESCE(p.postal_code, ''),
+	COALESCE(p.country, ''), COALESCE(p.language, ''), COALESCE(p.death_date, ''), COALESCE(p.updated_at, 0)
+	FROM grants g
+	LEFT JOIN accounts a ON a.id = g.account_id
+	LEFT JOIN persons p ON p.id = a.person_id
+	WHERE g.id = ?`)
+
+// prefixCols qualifies a comma-separated column list with a table alias.
+func prefixCols(alias, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = alias + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// GetTokenState reads in one statement whether jti was revoked and, when
+// grantID is not empty, the grant with its account and person.
+func (db *DB) GetTokenState(ctx context.Context, jti, grantID string) (*store.TokenState, error) {
+	const op = "sqlstore.GetTokenState"
+	st := new(store.TokenState)
+	if grantID == "" {
+		err := db.read.QueryRowContext(ctx, db.sql(qTokenRevoked), jti).Scan(&st.Revoked)
+		if err != nil {
+			return nil, wrap(op, err)
+		}
+		return st, nil
+	}
+	g, a, p := new(sqin.Grant), new(sqin.Account), new(sqin.Person)
+	ad := &p.Address
+	err := db.read.QueryRowContext(ctx, db.sql(qTokenState), jti, grantID).Scan(&st.Revoked,
+		&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
+		strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
+		millis{&g.RevokedAt}, &g.DPoPJKT,
+		&a.ID, &a.Email, &a.EmailVerified, &a.PasswordHash, num(&a.LoA), &a.PersonID, &a.Locale,
+		&a.Locked, millis{&a.CreatedAt}, millis{&a.UpdatedAt},
+		&p.ID, &p.FamilyName, &p.GivenName, &p.BirthDate, &p.Sex, &p.HealthNo, &ad.CivicNumber, &ad.Street,
+		&ad.Unit, &ad.Municipality, &ad.Province, &ad.PostalCode, &ad.Country, &p.Language, &p.DeathDate,
+		millis{&p.UpdatedAt})
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	st.Grant = g
+	if a.ID != "" {
+		st.Account = a
+		if p.ID != "" {
+			st.Person = p
+		}
+	}
+	return st, nil
 }

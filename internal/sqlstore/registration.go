@@ -68,6 +68,7 @@ func clientRow(op string, c *sqin.Client) (map[string]any, error) {
 		"created_at": ms(c.CreatedAt), "jwks_uri": c.JWKSURI, "require_par": c.RequirePAR,
 		"require_dpop": c.RequireDPoP, "profile": c.Profile, "subject_type": c.SubjectType,
 		"backchannel_logout_uri": c.BackchannelLogoutURI, "frontchannel_logout_uri": c.FrontchannelLogoutURI,
+		"purpose": c.Purpose,
 	}
 	if l.err != nil {
 		return nil, l.invalid(op)

@@ -2,9 +2,15 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/store"
 )
 
 var (
@@ -52,4 +58,108 @@ func (db *DB) GetLegacySubject(ctx context.Context, sector, accountID string) (s
 		return "", wrap("sqlstore.GetLegacySubject", err)
 	}
 	return sub, nil
+}
+
+// useOnceAllQueries holds the UseOnceAll statement for 1 to
+// len(useOnceAllQueries) keys; more keys build theirs.
+var useOnceAllQueries = func() (qs [4]query) {
+	for i := range qs {
+		qs[i] = useOnceAllQuery(i + 1)
+	}
+	return qs
+}()
+
+// useOnceAllQuery inserts n keys; a key present but expired is taken over
+// (the WHERE of DO UPDATE), one present and live is left alone. RETURNING
+// names the keys recorded.
+func useOnceAllQuery(n int) query {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO used_once (key, expires_at) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+	}
+	b.WriteString(` ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at
+		WHERE used_once.expires_at <= ? RETURNING key`)
+	return newQuery(b.String())
+}
+
+// errReplayed rolls back a UseOnceAll transaction that carries audit
+// events when a key was a replay.
+var errReplayed = errors.New("sqlstore: replayed key")
+
+// UseOnceAll records the keys that are new or expired at now in one
+// statement and returns the others. When ctx carries audit events they are
+// committed with the keys if none is a replay; otherwise they are dropped
+// and the new keys are recorded without them.
+func (db *DB) UseOnceAll(ctx context.Context, keys []store.OnceKey, now time.Time) ([]string, error) {
+	const op = "sqlstore.UseOnceAll"
+	var replays []string
+	uniq := make([]store.OnceKey, 0, len(keys))
+	for _, k := range keys {
+		if slices.ContainsFunc(uniq, func(u store.OnceKey) bool { return u.Key == k.Key }) {
+			replays = append(replays, k.Key)
+			continue
+		}
+		uniq = append(uniq, k)
+	}
+	if len(uniq) == 0 {
+		return replays, nil
+	}
+	q := useOnceAllQuery(len(uniq))
+	if len(uniq) <= len(useOnceAllQueries) {
+		q = useOnceAllQueries[len(uniq)-1]
+	}
+	args := make([]any, 0, 2*len(uniq)+1)
+	for _, k := range uniq {
+		args = append(args, k.Key, ms(k.ExpiresAt))
+	}
+	args = append(args, ms(now))
+	recorded := make([]string, 0, len(uniq))
+	run := func(w interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}) error {
+		recorded = recorded[:0]
+		rows, err := w.QueryContext(ctx, db.sql(q), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			recorded = append(recorded, k)
+		}
+		return rows.Err()
+	}
+	var err error
+	if audit.Pending(ctx) {
+		err = db.inTx(ctx, func(tx *sql.Tx) error {
+			if err := run(tx); err != nil {
+				return err
+			}
+			if len(recorded) < len(uniq) || len(replays) > 0 {
+				return errReplayed
+			}
+			return nil
+		})
+		if errors.Is(err, errReplayed) {
+			err = run(db.write) // the events went with the rollback
+		}
+	} else {
+		err = run(db.write)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	for _, k := range uniq {
+		if !slices.Contains(recorded, k.Key) {
+			replays = append(replays, k.Key)
+		}
+	}
+	return replays, nil
 }

@@ -173,6 +173,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (db *DB) Close() error {
+	sequencers.Delete(db)
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())

@@ -1,28 +1,21 @@
 package sqlstore
 
 import (
-	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/sqltest"
 	"github.com/sqin/sqin/internal/store"
 	"github.com/sqin/sqin/internal/storetest"
 )
-
-const defaultPostgres = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 func TestSQLite(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, sqliteURL(t)) })
@@ -45,57 +38,9 @@ var dialects = []struct {
 	{Postgres, postgresURL},
 }
 
-// sqliteURL names a database file in a directory that does not exist yet.
-func sqliteURL(t testing.TB) string {
-	return "sqlite://" + filepath.Join(t.TempDir(), "data", "sqin.db")
-}
-
-// postgresUp reports whether SQIN_TEST_POSTGRES (or the default) answers.
-var postgresUp = sync.OnceValues(func() (string, error) {
-	u := cmp.Or(os.Getenv("SQIN_TEST_POSTGRES"), defaultPostgres)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		return u, err
-	}
-	return u, conn.Close(ctx)
-})
-
-// postgresURL returns the URL of a new, empty schema of the test database,
-// dropped when t ends. Without PostgreSQL, t is skipped, or fails under CI.
-func postgresURL(t testing.TB) string {
-	base, err := postgresUp()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at SQIN_TEST_POSTGRES (%s) is unreachable: %v", base, err)
-		}
-		t.Skipf("PostgreSQL at SQIN_TEST_POSTGRES (%s) is unreachable, skipping: %v", base, err)
-	}
-	schema := "sqin_test_" + strings.ToLower(rand.Text())
-	admin(t, base, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { admin(t, base, "DROP SCHEMA "+schema+" CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func admin(t testing.TB, url, sql string) {
-	ctx := context.Background() // also at cleanup, when t's context is done
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql); err != nil {
-		t.Fatal(err)
-	}
-}
+// sqliteURL and postgresURL give each test a fresh database (sqltest).
+func sqliteURL(t testing.TB) string   { return sqltest.SQLiteURL(t) }
+func postgresURL(t testing.TB) string { return sqltest.PostgresURL(t) }
 
 // openTest opens and migrates the database at url, closed when t ends.
 func openTest(t testing.TB, url string) *DB {

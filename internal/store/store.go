@@ -16,6 +16,7 @@ import (
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/legal"
 )
 
 // Clients stores relying parties.
@@ -33,6 +34,9 @@ type Accounts interface {
 	GetAccount(ctx context.Context, id string) (*sqin.Account, error)
 	// GetAccountByEmail looks an account up by its normalised email.
 	GetAccountByEmail(ctx context.Context, email string) (*sqin.Account, error)
+	// GetAccountSubject returns the account, as GetAccount, with the legacy
+	// sub of sector (GetLegacySubject; "" when none) in one read.
+	GetAccountSubject(ctx context.Context, id, sector string) (*sqin.Account, string, error)
 }
 
 // Persons stores the registry of identity attributes (minimal until the
@@ -60,6 +64,13 @@ type AuthRequests interface {
 	// SetAuthRequestSession records the signed-in session on the request.
 	SetAuthRequestSession(ctx context.Context, id, sessionID string) error
 	DeleteAuthRequest(ctx context.Context, id string) error
+	// TakePushedRequest redeems a pushed request (PAR request_uri): it
+	// deletes and returns request id when it is pushed, of clientID,
+	// unexpired at now and without a session. The delete is the single-use
+	// check across instances: of concurrent calls one gets the request,
+	// the others ErrNotFound, as does any other case (which deletes
+	// nothing, so another client cannot spend a request_uri).
+	TakePushedRequest(ctx context.Context, id, clientID string, now time.Time) (*sqin.AuthRequest, error)
 }
 
 // Grants stores authorization codes, grants and refresh tokens.
@@ -94,6 +105,20 @@ type Grants interface {
 	// token would have expired anyway.
 	RevokeAccessToken(ctx context.Context, jti string, expiresAt time.Time) error
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	// GetTokenState reads at once what a resource checks at every use of
+	// an access token: whether jti was revoked and, when grantID is not
+	// empty, the grant (even revoked) with its account and that account's
+	// registry person, as GetGrant, GetAccount and GetPerson return them.
+	// A missing grant is ErrNotFound; a missing account or person is nil.
+	GetTokenState(ctx context.Context, jti, grantID string) (*TokenState, error)
+}
+
+// TokenState is what GetTokenState reads.
+type TokenState struct {
+	Revoked bool
+	Grant   *sqin.Grant   // nil when no grant was asked for
+	Account *sqin.Account // nil when missing
+	Person  *sqin.Person  // nil when the account has none or it is missing
 }
 
 // Consents stores what citizens allowed each client to receive.
@@ -134,6 +159,18 @@ type Replays interface {
 	// UseOnce records key until expiresAt; a key already recorded and not
 	// expired at now is sqin.ErrReplay.
 	UseOnce(ctx context.Context, key string, expiresAt, now time.Time) error
+	// UseOnceAll is UseOnce for several keys in one statement (say a
+	// request's client assertion jti and DPoP proof jti). It records every
+	// key that is new or expired at now and returns the others, the
+	// replays (a key given twice is a replay the second time); nil when
+	// all were recorded.
+	UseOnceAll(ctx context.Context, keys []OnceKey, now time.Time) (replays []string, err error)
+}
+
+// OnceKey is an identifier to record until ExpiresAt.
+type OnceKey struct {
+	Key       string
+	ExpiresAt time.Time
 }
 
 // Subjects keeps the sub a public body knew a citizen by before SQIN
@@ -150,6 +187,67 @@ type Subjects interface {
 // carries (audit.With); see audit.With for the rules.
 type Audit interface {
 	audit.Storage
+}
+
+// Authorisations stores the legal authorisations under which registry
+// attributes are communicated (internal/legal).
+type Authorisations interface {
+	// CreateAuthorisation stores a normalised, validated authorisation; a
+	// taken reference is sqin.ErrConflict.
+	CreateAuthorisation(ctx context.Context, a *legal.Authorisation) error
+	// GetAuthorisation returns sqin.ErrNotFound when there is none.
+	GetAuthorisation(ctx context.Context, ref string) (*legal.Authorisation, error)
+	// ListAuthorisations returns all of them, in force or not, by reference.
+	ListAuthorisations(ctx context.Context) ([]*legal.Authorisation, error)
+	// EndAuthorisation moves the end of an authorisation to at; one that
+	// already ended, or ends before at, is sqin.ErrConflict.
+	EndAuthorisation(ctx context.Context, ref string, at time.Time) error
+}
+
+// LocalSecret is the keyed hash of a shared secret a holder body delivered
+// for one registry person (internal/proofing.SecretHash).
+type LocalSecret struct {
+	SecretType string
+	PersonID   string
+	Hash       []byte
+}
+
+// LocalSecrets stores delivered shared secrets, as keyed hashes only.
+type LocalSecrets interface {
+	// PutLocalSecrets stores them in one transaction, replacing a
+	// person's previous hash of the same type.
+	PutLocalSecrets(ctx context.Context, secrets []LocalSecret, now time.Time) error
+	// LocalSecretHash returns sqin.ErrNotFound when none was delivered.
+	LocalSecretHash(ctx context.Context, secretType, personID string) ([]byte, error)
+}
+
+// AdminToken is a bearer token of the administration API, stored as the
+// SHA-256 of its value.
+type AdminToken struct {
+	ID        string
+	Hash      string
+	Note      string // who holds it, for what
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time // zero unless revoked
+}
+
+// Usable reports whether t may authenticate at now.
+func (t *AdminToken) Usable(now time.Time) bool {
+	return t.RevokedAt.IsZero() && now.Before(t.ExpiresAt)
+}
+
+// AdminTokens stores the administration API's tokens.
+type AdminTokens interface {
+	// CreateAdminToken stores t; a taken ID or hash is sqin.ErrConflict.
+	CreateAdminToken(ctx context.Context, t *AdminToken) error
+	// GetAdminToken returns the token with that hash, usable or not, or
+	// sqin.ErrNotFound.
+	GetAdminToken(ctx context.Context, hash string) (*AdminToken, error)
+	ListAdminTokens(ctx context.Context) ([]*AdminToken, error)
+	// RevokeAdminToken keeps the first revocation; a missing token is
+	// sqin.ErrNotFound.
+	RevokeAdminToken(ctx context.Context, id string, now time.Time) error
 }
 
 // Store is every concern together, as one backend provides them.
@@ -169,6 +267,9 @@ type Store interface {
 	Registrations
 	SubjectImports
 	Audit
+	Authorisations
+	LocalSecrets
+	AdminTokens
 	Ping(ctx context.Context) error
 	Close() error
 }

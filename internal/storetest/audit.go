@@ -218,6 +218,11 @@ var auditWrites = []struct {
 	{"RegisterClient", nil, func(ctx context.Context, s store.Store) error {
 		return s.RegisterClient(ctx, fullClient("w-reg"), registration("w-reg", "w-iat"), t0)
 	}},
+	{"UpdateRegisteredClient", nil, func(ctx context.Context, s store.Store) error {
+		c := fullClient("w-reg")
+		c.Name = "renamed"
+		return s.UpdateRegisteredClient(ctx, c, "rat-w-reg", "rat-w-reg-2", t0)
+	}},
 	{"RevokeInitialAccessToken", nil, func(ctx context.Context, s store.Store) error {
 		return s.RevokeInitialAccessToken(ctx, "w-iat", t0)
 	}},
@@ -234,7 +239,7 @@ var auditWrites = []struct {
 // context carries, once, in its own transaction.
 func testAuditWithWrites(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	for _, w := range auditWrites {
+	for _, w := range append(auditWrites, authorisationWrites...) {
 		if w.prepare != nil {
 			ok(t, w.prepare(ctx, s))
 		}
@@ -366,6 +371,17 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	})
 	for _, err := range errs {
 		ok(t, err)
+	}
+	// A store that queues a change's events (sqlstore on PostgreSQL) has
+	// sequenced them by the time the change returns.
+	if q, isQueue := s.(interface {
+		AuditQueued(context.Context) (int64, error)
+	}); isQueue {
+		n, err := q.AuditQueued(ctx)
+		ok(t, err)
+		if n != 0 {
+			t.Fatalf("%d events still queued after every write returned", n)
+		}
 	}
 	rs := auditLog(t, s)
 	total := 0

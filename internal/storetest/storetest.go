@@ -40,12 +40,15 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateRefreshTokenConcurrent", testRotateRefreshTokenConcurrent},
 		{"Grants", testGrants},
 		{"AccessTokens", testAccessTokens},
+		{"TokenState", testTokenState},
+		{"AccountSubject", testAccountSubject},
 		{"Consents", testConsents},
 		{"SigningKeys", testSigningKeys},
 		{"RateLimits", testRateLimits},
 		{"RateLimitsConcurrent", testRateLimitsConcurrent},
 		{"UseOnce", testUseOnce},
 		{"UseOnceConcurrent", testUseOnceConcurrent},
+		{"ReplayBatches", testReplayBatches},
 		{"LegacySubjects", testLegacySubjects},
 		{"InitialAccessTokens", testInitialAccessTokens},
 		{"RegisterClient", testRegisterClient},
@@ -64,6 +67,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditSubtrees", testAuditSubtrees},
 		{"AuditRedact", testAuditRedact},
 		{"AuditLog", testAuditLog},
+		{"Registry", testRegistry},
+		{"Authorisations", testAuthorisations},
+		{"LocalSecrets", testLocalSecrets},
+		{"AdminTokens", testAdminTokens},
+		{"Signup", testSignup},
 		{"Ping", func(t *testing.T, s store.Store) { ok(t, s.Ping(t.Context())) }},
 	}
 	for _, tc := range tests {
@@ -203,6 +211,7 @@ func fullClient(id string) *sqin.Client {
 		SubjectType:            sqin.SubjectPublic,
 		BackchannelLogoutURI:   "https://rp.example/backchannel",
 		FrontchannelLogoutURI:  "https://rp.example/frontchannel",
+		Purpose:                "allocation-famille",
 		CreatedAt:              t0.Add(-time.Hour),
 	}
 }

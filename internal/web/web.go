@@ -199,8 +199,10 @@ func Observe(h http.Handler, log *slog.Logger) http.Handler { return ObserveWith
 func ObserveWith(h http.Handler, log *slog.Logger, done func(status int)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// A request ID from the outside ends up in logs and audit events:
+		// taken only from a trusted proxy (TrustProxies).
 		id := r.Header.Get("X-Request-Id")
-		if len(id) > 64 || id == "" || strings.ContainsFunc(id, func(c rune) bool { return c < '!' || c > '~' }) {
+		if !FromTrustedProxy(r) || len(id) > 64 || id == "" || strings.ContainsFunc(id, func(c rune) bool { return c < '!' || c > '~' }) {
 			b := make([]byte, 12)
 			_, _ = rand.Read(b)
 			id = base64.RawURLEncoding.EncodeToString(b)

@@ -1,0 +1,301 @@
+package proofing
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sqin/sqin"
+)
+
+// Outcomes of one proofing attempt. The citizen-facing pages map them to
+// messages; NoMatch is also what a person unknown to the registry gets.
+type Outcome int
+
+const (
+	Match       Outcome = iota + 1
+	NoMatch             // wrong secret, no such person, or the registry holds no such data
+	Unavailable         // the holder could not answer: offer another secret
+	Locked              // too many attempts: retry after Result.RetryAfter
+	BadFormat           // the value does not have the field's format (Result.Field)
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Match:
+		return "match"
+	case NoMatch:
+		return "no_match"
+	case Unavailable:
+		return "unavailable"
+	case Locked:
+		return "locked"
+	case BadFormat:
+		return "bad_format"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of Check.
+type Result struct {
+	Outcome    Outcome
+	Field      string        // for BadFormat
+	RetryAfter time.Duration // for Locked
+}
+
+// Limits bound attempts in a sliding window held in the database, so that
+// they hold across server instances. Zero values take the defaults.
+type Limits struct {
+	Window     time.Duration // default 24 h
+	PerPerson  int           // per claimed identity (exists or not); default 5
+	PerAccount int           // default 10
+	PerAddress int           // per network address; default 50
+	Global     int           // every attempt of every citizen; default 100 000
+	// MinDuration pads every answer to at least this long, so that a local
+	// check, a person unknown to the registry and a remote check cannot be
+	// told apart by timing; default 300 ms.
+	MinDuration time.Duration
+}
+
+func (l *Limits) defaults() {
+	if l.Window <= 0 {
+		l.Window = 24 * time.Hour
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.PerPerson, 5)
+	def(&l.PerAccount, 10)
+	def(&l.PerAddress, 50)
+	def(&l.Global, 100_000)
+	if l.MinDuration <= 0 {
+		l.MinDuration = 300 * time.Millisecond
+	}
+}
+
+// Counter counts events in a sliding window (store.RateLimits provides it).
+type Counter interface {
+	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+}
+
+// HashStore returns the keyed hash of a delivered local secret of one
+// person (sqin.ErrNotFound when the holder delivered none).
+type HashStore interface {
+	LocalSecretHash(ctx context.Context, secretType, personID string) ([]byte, error)
+}
+
+// Verifier asks a holder (RemoteVerifier provides it).
+type Verifier interface {
+	Verify(ctx context.Context, values []string, person map[string]string) (bool, error)
+}
+
+// Prover checks shared secrets against the registry: by comparing with the
+// registry's own values, with keyed hashes a holder delivered, or by asking
+// the holder.
+type Prover struct {
+	cat     *Catalogue
+	key     []byte
+	limits  Limits
+	counter Counter
+	hashes  HashStore
+	remote  map[string]Verifier
+	now     func() time.Time
+	sleep   func(context.Context, time.Duration)
+}
+
+// NewProver returns a prover. key (32 bytes or more) keys the hashes of
+// delivered secrets; remote maps the catalogue's remote secret types to
+// their verifiers.
+func NewProver(cat *Catalogue, key []byte, limits Limits, counter Counter, hashes HashStore, remote map[string]Verifier) (*Prover, error) {
+	if len(key) < 32 {
+		return nil, errors.New("proofing: the secret-hash key must be at least 32 bytes")
+	}
+	for _, s := range cat.Secrets {
+		if s.Verify == VerifyRemote && remote[s.ID] == nil {
+			return nil, fmt.Errorf("proofing: no verifier for remote secret %q", s.ID)
+		}
+	}
+	limits.defaults()
+	return &Prover{cat: cat, key: key, limits: limits, counter: counter, hashes: hashes, remote: remote,
+		now: time.Now, sleep: sleepCtx}, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Attempt is one check a citizen asks for.
+type Attempt struct {
+	SecretType string
+	Values     map[string]string // as typed, by field name
+	AccountID  string
+	Address    string // network address
+	// Identity is a stable key of the identity the citizen claims (e.g. a
+	// keyed hash of name and birth date), the same whether or not the
+	// registry knows it, so that limits do not reveal who exists.
+	Identity string
+	// PersonID and Person are the registry person that identity designates
+	// and its attribute values (by attribute name); empty when none.
+	PersonID string
+	Person   map[string]string
+}
+
+// Check runs one attempt. It counts against every limit before checking
+// (an attempt that fails on format counts too), then checks, then pads the
+// answer to MinDuration. Errors are storage failures only; a holder that
+// cannot answer is the Unavailable outcome.
+func (p *Prover) Check(ctx context.Context, a Attempt) (Result, error) {
+	start := p.now()
+	defer func() {
+		if d := p.limits.MinDuration - p.now().Sub(start); d > 0 {
+			p.sleep(ctx, d)
+		}
+	}()
+	s, ok := p.cat.Secret(a.SecretType)
+	if !ok {
+		return Result{}, fmt.Errorf("proofing: unknown secret type %q", a.SecretType)
+	}
+	if r, err := p.count(ctx, a); err != nil || r.Outcome == Locked {
+		return r, err
+	}
+	values, err := s.Normalize(a.Values)
+	if err != nil {
+		var fe *FormatError
+		if !errors.As(err, &fe) {
+			return Result{}, err
+		}
+		return Result{Outcome: BadFormat, Field: fe.Field}, nil
+	}
+	switch {
+	case s.Verify == VerifyRemote:
+		if a.PersonID == "" {
+			return Result{Outcome: NoMatch}, nil // padded: indistinguishable from a remote "no"
+		}
+		match, err := p.remote[s.ID].Verify(ctx, values, a.Person)
+		if err != nil {
+			return Result{Outcome: Unavailable}, nil
+		}
+		return result(match), nil
+	case s.registryHeld():
+		return result(p.compareRegistry(s, values, a.Person)), nil
+	default:
+		return p.compareDelivered(ctx, s, values, a.PersonID)
+	}
+}
+
+func result(match bool) Result {
+	if match {
+		return Result{Outcome: Match}
+	}
+	return Result{Outcome: NoMatch}
+}
+
+// count records the attempt under each limit and reports Locked when one is
+// exceeded.
+func (p *Prover) count(ctx context.Context, a Attempt) (Result, error) {
+	now := p.now()
+	keys := []struct {
+		key   string
+		limit int
+	}{
+		{"proof:global", p.limits.Global},
+		{"proof:identity:" + a.Identity, p.limits.PerPerson},
+		{"proof:account:" + a.AccountID, p.limits.PerAccount},
+		{"proof:address:" + a.Address, p.limits.PerAddress},
+	}
+	locked := false
+	for _, k := range keys {
+		if k.key[len(k.key)-1] == ':' {
+			continue // no such dimension in this attempt
+		}
+		n, err := p.counter.Hit(ctx, k.key, p.limits.Window, now)
+		if err != nil {
+			return Result{}, fmt.Errorf("proofing: count attempts: %w", err)
+		}
+		locked = locked || n > k.limit
+	}
+	if locked {
+		return Result{Outcome: Locked, RetryAfter: p.limits.Window}, nil
+	}
+	return Result{}, nil
+}
+
+// registryHeld reports whether every field of a local secret names the
+// registry attribute it is compared with (the registry is its holder).
+func (s *SecretType) registryHeld() bool {
+	if s.Verify != VerifyLocal {
+		return false
+	}
+	for _, f := range s.Fields {
+		if f.Attribute == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// compareRegistry compares each value with the registry attribute its field
+// names, normalised the same way, in constant time; every field is
+// compared even after a difference.
+func (p *Prover) compareRegistry(s *SecretType, values []string, person map[string]string) bool {
+	ok := len(person) > 0
+	for i, f := range s.Fields {
+		want := normalize(f.Normalize, person[f.Attribute])
+		if subtle.ConstantTimeCompare([]byte(values[i]), []byte(want)) != 1 || want == "" {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// SecretHash is the keyed hash under which a delivered local secret is
+// stored: HMAC-SHA256 over the secret type, the person and the normalised
+// values, each length-prefixed. The clear value is never stored.
+func SecretHash(key []byte, secretType, personID string, values []string) []byte {
+	m := hmac.New(sha256.New, key)
+	put := func(s string) {
+		var n [2]byte
+		n[0], n[1] = byte(len(s)>>8), byte(len(s))
+		m.Write(n[:])
+		m.Write([]byte(s))
+	}
+	put("sqin-proofing-secret/v1")
+	put(secretType)
+	put(personID)
+	for _, v := range values {
+		put(v)
+	}
+	return m.Sum(nil)
+}
+
+// compareDelivered compares with the hash the holder delivered. An unknown
+// person or a person without a delivered secret costs the same HMAC and
+// compare.
+func (p *Prover) compareDelivered(ctx context.Context, s *SecretType, values []string, personID string) (Result, error) {
+	got := SecretHash(p.key, s.ID, personID, values)
+	var want []byte
+	if personID != "" {
+		h, err := p.hashes.LocalSecretHash(ctx, s.ID, personID)
+		if err != nil && !errors.Is(err, sqin.ErrNotFound) {
+			return Result{}, fmt.Errorf("proofing: read the delivered secret: %w", err)
+		}
+		want = h
+	}
+	if want == nil {
+		_ = hmac.Equal(got, make([]byte, len(got))) // the same work as a real compare
+		return Result{Outcome: NoMatch}, nil
+	}
+	return result(hmac.Equal(got, want)), nil
+}
