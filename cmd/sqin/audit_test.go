@@ -40,13 +40,13 @@ func TestAuditCommands(t *testing.T) {
 	if code, _, errOut := run(t, env, "audit", "head", "--db", db); code != 1 || !strings.Contains(errOut, "--sign") {
 		t.Fatalf("head of an empty log: %d %s", code, errOut)
 	}
-	must("keys", "rotate", "--db", db) // two rotations, two events
+	must("keys", "rotate", "--db", db) // the first keys (two keys.created), then two rotations
 	var th audit.TreeHead
 	if err := json.Unmarshal([]byte(must("audit", "head", "--db", db, "--sign")), &th); err != nil {
 		t.Fatal(err)
 	}
-	if th.TreeSize != 2 {
-		t.Fatalf("head of size %d, want 2", th.TreeSize)
+	if th.TreeSize != 4 {
+		t.Fatalf("head of size %d, want 4", th.TreeSize)
 	}
 	headFile := filepath.Join(dir, "head.json")
 	if err := os.WriteFile(headFile, []byte(must("audit", "head", "--db", db)), 0o600); err != nil {
@@ -56,7 +56,7 @@ func TestAuditCommands(t *testing.T) {
 	must("audit", "head", "--db", db, "--sign")
 
 	out := must("audit", "verify", "--db", db, "--from-tree-head", headFile)
-	if !strings.Contains(out, "audit log: 3 events") || !strings.Contains(out, "tree heads: 3 checked") || !strings.Contains(out, "\nOK") {
+	if !strings.Contains(out, "audit log: 5 events") || !strings.Contains(out, "tree heads: 3 checked") || !strings.Contains(out, "\nOK") {
 		t.Fatalf("verify:\n%s", out)
 	}
 	// An auditor verifies with the public key alone.
@@ -78,8 +78,8 @@ func TestAuditCommands(t *testing.T) {
 		}
 		lines = append(lines, r)
 	}
-	if len(lines) != 3 || lines[0].Action != audit.KeysRotated || lines[0].Actor.ID != "cli:operatrice" ||
-		!strings.Contains(lines[2].Detail, "ES256") {
+	if len(lines) != 5 || lines[0].Action != audit.KeysCreated || lines[0].Actor != (audit.Actor{Kind: audit.ActorSystem, ID: "keys"}) ||
+		lines[2].Action != audit.KeysRotated || lines[2].Actor.ID != "cli:operatrice" || !strings.Contains(lines[4].Detail, "ES256") {
 		t.Fatalf("export: %+v", lines)
 	}
 
@@ -97,11 +97,11 @@ func TestAuditCommands(t *testing.T) {
 		t.Fatalf("redact: %s", out)
 	}
 	out = must("audit", "redact", "--db", db, "--before", time.Now().Add(time.Hour).Format(time.RFC3339)) // everything
-	if !strings.HasPrefix(out, "redacted 3 events") {
+	if !strings.HasPrefix(out, "redacted 5 events") {
 		t.Fatalf("redact: %s", out)
 	}
 	must("audit", "head", "--db", db, "--sign")
-	if out := must("audit", "verify", "--db", db); !strings.Contains(out, "4 events (4 read, 3 redacted)") {
+	if out := must("audit", "verify", "--db", db); !strings.Contains(out, "6 events (6 read, 5 redacted)") {
 		t.Fatalf("verify after redaction:\n%s", out)
 	}
 

@@ -58,6 +58,7 @@ const (
 	ClientUpdated     = "client.updated"
 	ClientDeleted     = "client.deleted"
 	KeysRotated       = "keys.rotated"
+	KeysCreated       = "keys.created" // a first signing key, generated at start
 	SessionEnded      = "session.ended"
 	// Administration of client registration and of legacy identifiers.
 	SubjectsImported         = "subjects.imported"

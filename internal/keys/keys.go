@@ -25,6 +25,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/store"
 )
 
@@ -118,7 +119,8 @@ type Manager struct {
 }
 
 // NewManager loads the keys, generating the first ES256 and RSA keys when
-// storage has none.
+// storage has none; each key it generates is stored with its keys.created
+// audit event (actor: system "keys"), in one transaction.
 func NewManager(ctx context.Context, st store.Keys, sealer *Sealer, cfg Config) (*Manager, error) {
 	if cfg.RSABits == 0 {
 		cfg.RSABits = 3072
@@ -132,7 +134,9 @@ func NewManager(ctx context.Context, st store.Keys, sealer *Sealer, cfg Config) 
 	}
 	for _, alg := range []string{ES256, RS256} {
 		if m.set.Load().active[alg] == nil {
-			if err := m.Rotate(ctx, alg); err != nil {
+			ev := audit.Event{Actor: audit.Actor{Kind: audit.ActorSystem, ID: "keys"}, Action: audit.KeysCreated,
+				Outcome: audit.Success, Detail: "first " + alg + " signing key generated at start"}
+			if err := m.Rotate(audit.With(ctx, ev), alg); err != nil {
 				return nil, err
 			}
 		}

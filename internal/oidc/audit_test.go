@@ -42,6 +42,9 @@ type auditEnv struct {
 	signer ed25519.PrivateKey
 	log    *audit.Log // signs heads, as serve's job does
 	rawSQL func(q string) error
+	// mark is the log's size when the test begins: the events before it
+	// are the start-up's (the first signing keys' keys.created).
+	mark uint64
 }
 
 var auditTestKey = bytes.Repeat([]byte{7}, 32)
@@ -125,6 +128,9 @@ func newAuditEnv(t *testing.T, db *sqlstore.DB, raw func(string) error, seed boo
 	loopback, _ := web.ParseProxies("127.0.0.1, ::1") // the test's requests carry their own X-Request-Id
 	e.srv.Config.Handler = web.TrustProxies(web.Observe(mux, p.log), loopback)
 	ae := &auditEnv{env: e, ps: ps, signer: signer, log: audit.NewLog(db, signer), rawSQL: raw}
+	if ae.mark, err = db.AuditSize(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if !seed {
 		return ae
 	}
@@ -145,15 +151,21 @@ func newAuditEnv(t *testing.T, db *sqlstore.DB, raw func(string) error, seed boo
 	return ae
 }
 
-// allEvents returns the whole log.
+// allEvents returns the log from the test's start (mark).
 func (e *auditEnv) allEvents() []*audit.Record {
+	e.t.Helper()
+	return e.eventsFrom(e.mark)
+}
+
+// eventsFrom returns the log from event from on.
+func (e *auditEnv) eventsFrom(from uint64) []*audit.Record {
 	e.t.Helper()
 	ctx := context.Background()
 	n, err := e.db.AuditSize(ctx)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	rs, err := e.db.Events(ctx, 0, n)
+	rs, err := e.db.Events(ctx, from, n)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -304,7 +316,7 @@ func TestAuditSignInAndConsent(t *testing.T) {
 	}
 	for i, w := range want {
 		r := rs[i]
-		if r.ID != uint64(i) || r.Action != w.action || r.RequestID != w.requestID || r.Actor.Kind != audit.ActorCitizen ||
+		if r.ID != e.mark+uint64(i) || r.Action != w.action || r.RequestID != w.requestID || r.Actor.Kind != audit.ActorCitizen ||
 			r.Actor.ID != w.actorID || r.Subject != w.subject || r.Outcome != w.outcome || r.ClientID != "rp" ||
 			r.PublicBody != "ramq" || r.LegalBasis != w.basis {
 			t.Errorf("event %d: %+v, want %+v", i, r.Event, w)
@@ -479,7 +491,7 @@ func TestAuditRollback(t *testing.T) {
 			if r := b.login(form, testEmail, testPassword, "rid-refused"); r.StatusCode != http.StatusInternalServerError {
 				t.Fatalf("sign-in with sessions refused: %d, want 500", r.StatusCode)
 			}
-			if n, _ := db.AuditSize(ctx); n != 0 {
+			if n, _ := db.AuditSize(ctx); n != e.mark {
 				t.Fatalf("%d events after a sign-in that rolled back: %+v", n, e.allEvents()[0].Event)
 			}
 			if err := raw(bk.allowSessions); err != nil {
@@ -691,7 +703,7 @@ func TestAuditEndpoints(t *testing.T) {
 		t.Fatalf("tree head: %d %s", resp.StatusCode, resp.Header.Get("Cache-Control"))
 	}
 	root1 := checkHead(t, h1, pub)
-	rs := e.allEvents()
+	rs := e.eventsFrom(0) // the start-up's events too: every leaf has its proof
 	if h1.TreeSize != uint64(len(rs)) || h1.TreeSize < 6 {
 		t.Fatalf("head of size %d, %d events", h1.TreeSize, len(rs))
 	}
@@ -1034,12 +1046,12 @@ func TestAuditTwoInstancesPostgres(t *testing.T) {
 		t.Fatalf("verify: %v", rep.Findings)
 	}
 	rs := e1.allEvents()
-	if rep.Size != uint64(len(rs)) || len(rs) != 2*workers*rounds || rep.TreeHeads < 2 {
+	if rep.Size != e1.mark+uint64(len(rs)) || len(rs) != 2*workers*rounds || rep.TreeHeads < 2 {
 		t.Fatalf("verified %d events and %d heads; %d stored, want %d", rep.Size, rep.TreeHeads, len(rs), 2*workers*rounds)
 	}
 	seen := map[string]bool{}
 	for i, r := range rs {
-		if r.ID != uint64(i) {
+		if r.ID != e1.mark+uint64(i) {
 			t.Fatalf("event %d has ID %d", i, r.ID)
 		}
 		if r.Action == audit.SigninSuccess {
