@@ -96,14 +96,19 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// measureCPU reports the process's CPU time per operation from now to the
-// end of b (cpu-ns/op): on a machine shared with other work, it moves far
-// less than the wall time per operation.
-func measureCPU(b *testing.B) {
-	start := cpuTime()
+// measure reports, from now to the end of b, the process's CPU time per
+// operation (cpu-ns/op: on a machine shared with other work, it moves far
+// less than the wall time per operation) and the statements and commits
+// the store sent per operation (stmts/op, commits/op; BEGIN and COMMIT are
+// statements, and on PostgreSQL each statement is a round trip).
+func measure(b *testing.B, e *env) {
+	start, counts := cpuTime(), e.db.Counts()
 	b.Cleanup(func() {
 		if b.N > 0 {
+			d := e.db.Counts().Sub(counts)
 			b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(d.Statements)/float64(b.N), "stmts/op")
+			b.ReportMetric(float64(d.Commits)/float64(b.N), "commits/op")
 		}
 	})
 }
@@ -113,7 +118,7 @@ func benchServe(b *testing.B, e *env, newReq func() *http.Request) {
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.ResetTimer()
-	measureCPU(b)
+	measure(b, e)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			w := httptest.NewRecorder()
@@ -164,7 +169,7 @@ func BenchmarkRefresh(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
-		measureCPU(b)
+		measure(b, e)
 		b.RunParallel(func(pb *testing.PB) {
 			var mine []int // the chains this goroutine owns
 			for i := int(next.Add(1)) - 1; i < chains; i += 16 {
@@ -205,7 +210,7 @@ func BenchmarkCodeFlow(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
-		measureCPU(b)
+		measure(b, e)
 		b.RunParallel(func(pb *testing.PB) {
 			br := bs[int(next.Add(1)-1)%browsers]
 			for pb.Next() {
@@ -224,7 +229,7 @@ func BenchmarkCodeFlow(b *testing.B) {
 					"redirect_uri": {testRedirect}, "code_verifier": {ap.verifier}}.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				req.SetBasicAuth("rp", testSecret)
-				tr, err := http.DefaultClient.Do(req)
+				tr, err := e.client().Do(req)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -267,7 +272,7 @@ func BenchmarkFAPIFlow(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
 		b.ResetTimer()
-		measureCPU(b)
+		measure(b, e)
 		b.RunParallel(func(pb *testing.PB) {
 			br := bs[int(next.Add(1)-1)%browsers]
 			for pb.Next() {
@@ -285,7 +290,7 @@ func fapiFlow(e *env, br *browser, k, dk *ecKey, consent bool) error {
 	nonce := e.p.nonce(e.now)
 	_, ap := e.authorizeURL(func(q url.Values) { q.Set("client_id", "fapi") })
 	send := func(req *http.Request) (*http.Response, []byte, error) {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := e.client().Do(req)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,9 @@ type env struct {
 	srv  *httptest.Server
 	now  time.Time
 	keys *keys.Manager
+
+	trOnce sync.Once
+	tr     *http.Transport
 }
 
 func newEnv(t testing.TB) *env {
@@ -138,10 +142,26 @@ type browser struct {
 
 func (e *env) browser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{e: e, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &browser{e: e, c: &http.Client{Jar: jar, Transport: e.transport(), CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 }
+
+// transport is the env's HTTP transport, which keeps enough idle
+// connections to the test server for every benchmark goroutine (the
+// default keeps two per host, and a benchmark would time the dials).
+func (e *env) transport() *http.Transport {
+	e.trOnce.Do(func() {
+		e.tr = http.DefaultTransport.(*http.Transport).Clone()
+		e.tr.MaxIdleConnsPerHost = 256
+		e.t.Cleanup(e.tr.CloseIdleConnections)
+	})
+	return e.tr
+}
+
+// client is a plain HTTP client (a relying party's back channel) on the
+// env's transport.
+func (e *env) client() *http.Client { return &http.Client{Transport: e.transport()} }
 
 func (b *browser) get(u string) (*http.Response, string) {
 	b.e.t.Helper()
@@ -261,7 +281,7 @@ func (e *env) tokenRequest(form url.Values, auth func(*http.Request)) (int, map[
 
 func (e *env) do(req *http.Request) (int, map[string]any, http.Header) {
 	e.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := e.client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

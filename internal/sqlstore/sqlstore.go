@@ -58,6 +58,7 @@ type DB struct {
 	dialect string
 	read    *sql.DB // queries that only read
 	write   *sql.DB // writes and transactions; the same pool as read on PostgreSQL
+	counts  *counter
 }
 
 // Open connects to the database named by rawURL and checks that it answers.
@@ -105,25 +106,26 @@ var sqlitePath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 func openSQLite(path string) (*DB, error) {
 	const params = "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=temp_store(2)"
+	counts := new(counter)
 	if path == "" {
-		c, err := newCachingConnector("file::memory:" + params)
+		c, err := newCachingConnector("file::memory:"+params, counts, true)
 		if err != nil {
 			return nil, err
 		}
 		db := sql.OpenDB(c)
 		db.SetMaxOpenConns(1) // the database lives and dies with its connection
-		return &DB{dialect: SQLite, read: db, write: db}, nil
+		return &DB{dialect: SQLite, read: db, write: db, counts: counts}, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
 	dsn := "file:" + sqlitePath.Replace(path) + params +
 		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	wc, err := newCachingConnector(dsn)
+	wc, err := newCachingConnector(dsn, counts, true)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := newCachingConnector(dsn + "&_pragma=query_only(1)")
+	rc, err := newCachingConnector(dsn+"&_pragma=query_only(1)", counts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +134,7 @@ func openSQLite(path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &DB{dialect: SQLite, read: read, write: write}, nil
+	return &DB{dialect: SQLite, read: read, write: write, counts: counts}, nil
 }
 
 func openPostgres(rawURL string) (*DB, error) {
@@ -153,11 +155,13 @@ func openPostgres(rawURL string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	counts := new(counter)
+	cfg.Tracer = pgCounter{counts}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &DB{dialect: Postgres, read: db, write: db}, nil
+	return &DB{dialect: Postgres, read: db, write: db, counts: counts}, nil
 }
 
 // Dialect is SQLite or Postgres.

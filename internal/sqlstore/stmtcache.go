@@ -19,11 +19,15 @@ import (
 // once. A cached statement serves one call at a time: a query must not run
 // again on the same connection while rows of an earlier run of the same
 // text are still open.
-type cachingConnector struct{ driver.Connector }
+type cachingConnector struct {
+	driver.Connector
+	counts *counter
+	writer bool // connections of the write pool: a statement outside a transaction commits
+}
 
-func newCachingConnector(dsn string) (driver.Connector, error) {
+func newCachingConnector(dsn string, counts *counter, writer bool) (driver.Connector, error) {
 	c, err := sqlite.NewConnector(dsn)
-	return cachingConnector{c}, err
+	return cachingConnector{c, counts, writer}, err
 }
 
 func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -31,7 +35,8 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{conn: conn.(sqliteConn), stmts: make(map[string]driver.Stmt)}, nil
+	return &cachingConn{conn: conn.(sqliteConn), stmts: make(map[string]driver.Stmt),
+		counts: c.counts, writer: c.writer}, nil
 }
 
 // sqliteConn is what modernc.org/sqlite's connections implement.
@@ -49,9 +54,15 @@ type sqliteConn interface {
 // cachingConn is a SQLite connection with a statement cache. database/sql
 // uses a connection from one goroutine at a time, so the map needs no lock.
 type cachingConn struct {
-	conn  sqliteConn
-	stmts map[string]driver.Stmt
+	conn   sqliteConn
+	stmts  map[string]driver.Stmt
+	counts *counter
+	writer bool
+	inTx   bool
 }
+
+// count counts a statement: a commit when it runs alone on the writer.
+func (c *cachingConn) count() { c.counts.statement(c.writer && !c.inTx) }
 
 func (c *cachingConn) stmt(ctx context.Context, query string) (driver.Stmt, error) {
 	if s, ok := c.stmts[query]; ok {
@@ -66,6 +77,7 @@ func (c *cachingConn) stmt(ctx context.Context, query string) (driver.Stmt, erro
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	c.count()
 	if len(args) == 0 {
 		return c.conn.QueryContext(ctx, query, args)
 	}
@@ -77,6 +89,7 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.count()
 	if len(args) == 0 {
 		return c.conn.ExecContext(ctx, query, args)
 	}
@@ -95,9 +108,36 @@ func (c *cachingConn) Close() error {
 }
 
 func (c *cachingConn) Prepare(query string) (driver.Stmt, error) { return c.conn.Prepare(query) }
-func (c *cachingConn) Begin() (driver.Tx, error)                 { return c.conn.Begin() }
+func (c *cachingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.conn.BeginTx(ctx, opts)
+	c.counts.statement(false)
+	tx, err := c.conn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.inTx = true
+	return countedTx{tx, c}, nil
+}
+
+// countedTx counts its COMMIT or ROLLBACK as a statement.
+type countedTx struct {
+	driver.Tx
+	c *cachingConn
+}
+
+func (t countedTx) Commit() error {
+	t.c.inTx = false
+	t.c.counts.statement(true)
+	return t.Tx.Commit()
+}
+
+func (t countedTx) Rollback() error {
+	t.c.inTx = false
+	t.c.counts.statement(false)
+	return t.Tx.Rollback()
 }
 func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	return c.conn.PrepareContext(ctx, query)
