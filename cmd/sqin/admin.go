@@ -8,7 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/admin"
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/config"
@@ -84,21 +83,11 @@ func adminCmd(ctx context.Context, args []string, stdout io.Writer, getenv func(
 		return jsonOut(stdout, out)
 	case "list":
 		ts, err := db.ListAdminTokens(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", cmd, err)
-		}
-		out := make([]adminTokenJSON, 0, len(ts))
-		for _, t := range ts {
-			out = append(out, toAdminTokenJSON(t, now))
-		}
-		return jsonOut(stdout, out)
+		return listOut(stdout, cmd, ts, err, func(t *store.AdminToken) adminTokenJSON { return toAdminTokenJSON(t, now) })
 	default:
 		ev := audit.Event{Actor: cliActor(getenv), Action: "admin_token.revoked", Outcome: audit.Success, Detail: "token " + id}
 		if err := db.RevokeAdminToken(audit.With(ctx, ev), id, now); err != nil {
-			if errors.Is(err, sqin.ErrNotFound) {
-				return fmt.Errorf("%s: no admin token %q", cmd, id)
-			}
-			return fmt.Errorf("%s: %w", cmd, err)
+			return cmdError(cmd, err, fmt.Sprintf("no admin token %q (sqin admin token list)", id))
 		}
 		fmt.Fprintf(stdout, "admin token %s revoked\n", id)
 		return nil

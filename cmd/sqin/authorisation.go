@@ -17,6 +17,11 @@ import (
 	"github.com/sqin/sqin/internal/sqlstore"
 )
 
+// noAuthorisation says that ref names no authorisation.
+func noAuthorisation(ref string) string {
+	return fmt.Sprintf("no authorisation %q (sqin authorisation list)", ref)
+}
+
 func knownAttribute(name string) bool {
 	_, ok := registry.AttributeByName(name)
 	return ok
@@ -112,36 +117,23 @@ func authorisationCmd(ctx context.Context, args []string, stdout io.Writer, gete
 		return jsonOut(stdout, a.View(now))
 	case "list":
 		as, err := db.ListAuthorisations(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", cmd, err)
-		}
-		out := make([]legal.View, 0, len(as))
-		for _, a := range as {
-			out = append(out, a.View(now))
-		}
-		return jsonOut(stdout, out)
+		return listOut(stdout, cmd, as, err, func(a *legal.Authorisation) legal.View { return a.View(now) })
 	case "report":
 		return authorisationReport(ctx, db, refFlag, from, to, format, stdout)
 	case "show":
 		got, err := db.GetAuthorisation(ctx, refFlag)
 		if err != nil {
-			if errors.Is(err, sqin.ErrNotFound) {
-				return fmt.Errorf("%s: no authorisation %q (sqin authorisation list)", cmd, refFlag)
-			}
-			return fmt.Errorf("%s: %w", cmd, err)
+			return cmdError(cmd, err, noAuthorisation(refFlag))
 		}
 		return jsonOut(stdout, got.View(now))
 	default: // end
 		ev := audit.Event{Actor: cliActor(getenv), Action: admin.ActionAuthorisationEnded, LegalBasis: refFlag,
 			Outcome: audit.Success, Detail: "ends " + end.UTC().Format(time.RFC3339)}
 		if err := db.EndAuthorisation(audit.With(ctx, ev), refFlag, end); err != nil {
-			switch {
-			case errors.Is(err, sqin.ErrNotFound):
-				return fmt.Errorf("%s: no authorisation %q (sqin authorisation list)", cmd, refFlag)
-			case errors.Is(err, sqin.ErrConflict):
+			if errors.Is(err, sqin.ErrConflict) {
 				return fmt.Errorf("%s: %q has already ended, or its term is before %s", cmd, refFlag, end.In(legal.Zone()).Format(time.RFC3339))
 			}
-			return fmt.Errorf("%s: %w", cmd, err)
+			return cmdError(cmd, err, noAuthorisation(refFlag))
 		}
 		fmt.Fprintf(stdout, "authorisation %s ends %s; releases under it stop then, without a restart\n",
 			refFlag, end.In(legal.Zone()).Format(time.RFC3339))
@@ -155,10 +147,7 @@ func authorisationReport(ctx context.Context, db *sqlstore.DB, ref, from, to, fo
 	const cmd = "authorisation report"
 	a, err := db.GetAuthorisation(ctx, ref)
 	if err != nil {
-		if errors.Is(err, sqin.ErrNotFound) {
-			return fmt.Errorf("%s: no authorisation %q (sqin authorisation list)", cmd, ref)
-		}
-		return fmt.Errorf("%s: %w", cmd, err)
+		return cmdError(cmd, err, noAuthorisation(ref))
 	}
 	start, end := a.From, a.To
 	if from != "" {

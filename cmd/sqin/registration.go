@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/clientreg"
 	"github.com/sqin/sqin/internal/config"
@@ -136,14 +135,7 @@ func registration(ctx context.Context, args []string, stdout io.Writer, getenv f
 		return jsonOut(stdout, out)
 	case "list":
 		ts, err := db.ListInitialAccessTokens(ctx)
-		if err != nil {
-			return fmt.Errorf("%s: %w", cmd, err)
-		}
-		out := make([]tokenJSON, 0, len(ts))
-		for _, t := range ts {
-			out = append(out, toTokenJSON(t, now))
-		}
-		return jsonOut(stdout, out)
+		return listOut(stdout, cmd, ts, err, func(t *store.InitialAccessToken) tokenJSON { return toTokenJSON(t, now) })
 	default: // revoke
 		// The revocation commits with its event; an unknown ID changes
 		// nothing and records nothing.
@@ -159,10 +151,7 @@ func registration(ctx context.Context, args []string, stdout io.Writer, getenv f
 			}
 		}
 		if err := db.RevokeInitialAccessToken(revoked, id, now); err != nil {
-			if errors.Is(err, sqin.ErrNotFound) {
-				return fmt.Errorf("%s: no initial access token %q", cmd, id)
-			}
-			return fmt.Errorf("%s: %w", cmd, err)
+			return cmdError(cmd, err, fmt.Sprintf("no initial access token %q (sqin registration token list)", id))
 		}
 		fmt.Fprintf(stdout, "initial access token %s revoked; the clients it registered stay (sqin client delete removes one)\n", id)
 		return nil

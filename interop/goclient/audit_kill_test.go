@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -195,39 +194,11 @@ func TestAuditSurvivesKill(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			db := requireDatabase(t, backend)
-			srv, err := startServer(db, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				_ = srv.Stop()
-				if !t.Failed() {
-					os.Remove(srv.logPath)
-				} else {
-					t.Logf("server log kept in %s", srv.logPath)
-				}
-			})
+			srv := mustStart(t, db)
 			r := newRP(t, srv, confidential("go-audit-kill", "client_secret_basic"))
 
 			st := &auditStorm{acked: map[string]string{}}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			var wg sync.WaitGroup
-			for i := range 6 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					st.worker(ctx, r, i)
-				}()
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for st.count() < 40 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			st.killed.Store(true)
-			srv.Kill()
-			cancel()
-			wg.Wait()
+			stormThenKill(srv, 6, 40, 30*time.Second, &st.killed, st.count, func(ctx context.Context, i int) { st.worker(ctx, r, i) })
 			for _, p := range st.probs {
 				t.Errorf("while the server ran: %s", p)
 			}
@@ -302,21 +273,7 @@ func TestAuditTwoServersPostgres(t *testing.T) {
 	db := requireDatabase(t, "postgres")
 	var servers []*Server
 	for range 2 {
-		srv, err := startServer(db, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, srv)
-		t.Cleanup(func() {
-			if err := srv.Stop(); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-			if !t.Failed() {
-				os.Remove(srv.logPath)
-			} else {
-				t.Logf("server log kept in %s", srv.logPath)
-			}
-		})
+		servers = append(servers, mustStart(t, db))
 	}
 	spec := confidential("go-audit-two", "client_secret_basic")
 	rps := []*rp{newRP(t, servers[0], spec), discoverRP(t, servers[1], spec)}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -195,6 +196,54 @@ type Server struct {
 // startServer starts sqin on db and port (0: a free one) and waits for
 // /readyz.
 func startServer(db *database, port int) (*Server, error) { return startServerAs(db, port, "") }
+
+// mustStart starts sqin serve on db for t and stops it when t ends; its
+// log is removed unless t failed or SQIN_KEEP_LOGS is set.
+func mustStart(t *testing.T, db *database) *Server {
+	t.Helper()
+	s, err := startServer(db, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopAndClean(t, s) })
+	return s
+}
+
+func stopAndClean(t *testing.T, s *Server) {
+	if err := s.Stop(); err != nil {
+		t.Errorf("stop %s: %v", s.URL, err)
+	}
+	if !t.Failed() && os.Getenv("SQIN_KEEP_LOGS") == "" {
+		os.Remove(s.logPath)
+	} else {
+		t.Logf("server log kept in %s", s.logPath)
+	}
+}
+
+// stormThenKill runs workers goroutines of work until count reaches at
+// least n or wait passes, marks killed, SIGKILLs srv with requests in
+// flight, and returns once the workers have stopped.
+func stormThenKill(srv *Server, workers, n int, wait time.Duration, killed *atomic.Bool, count func() int,
+	work func(ctx context.Context, i int)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work(ctx, i)
+		}()
+	}
+	deadline := time.Now().Add(wait)
+	for count() < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	killed.Store(true)
+	srv.Kill()
+	cancel()
+	wg.Wait()
+}
 
 // startServerAs is startServer for an instance that answers as issuer
 // (empty: its own address), as several instances behind one public URL.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -131,18 +130,7 @@ func TestKillAndRestart(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			db := requireDatabase(t, backend)
-			srv, err := startServer(db, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				_ = srv.Stop()
-				if !t.Failed() {
-					os.Remove(srv.logPath)
-				} else {
-					t.Logf("server log kept in %s", srv.logPath)
-				}
-			})
+			srv := mustStart(t, db)
 			r := newRP(t, srv, confidential("go-kill", "client_secret_basic"))
 
 			// Before the storm: tokens, and a code received but not yet used.
@@ -151,24 +139,7 @@ func TestKillAndRestart(t *testing.T) {
 			pending := issuedCode{r.checkCallback(t, a, r.callback(t, a, pre.Browser, navOpts{})), a}
 
 			st := &storm{}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			var wg sync.WaitGroup
-			for i := 0; i < 6; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					st.worker(ctx, r, i)
-				}()
-			}
-			deadline := time.Now().Add(15 * time.Second)
-			for st.count() < 8 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			st.killed.Store(true)
-			srv.Kill() // requests in flight
-			cancel()
-			wg.Wait()
+			stormThenKill(srv, 6, 8, 15*time.Second, &st.killed, st.count, func(ctx context.Context, i int) { st.worker(ctx, r, i) })
 			t.Logf("before SIGKILL: %d codes exchanged, %d refreshes; %d exchanges cut in flight, %d codes unused",
 				len(st.exchanged), st.refreshed, len(st.inflight), len(st.unused))
 			for _, p := range st.problems {

@@ -619,11 +619,7 @@ func TestClientAssertionReplay(t *testing.T) {
 // refused at the other, both ways.
 func TestClientAssertionReplayAcrossInstances(t *testing.T) {
 	db := requireDatabase(t, "postgres")
-	a, err := startServer(db, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopAndClean(t, a) })
+	a := mustStart(t, db)
 	// Same database, same working directory, so the same demo master key.
 	b, err := startServerAs(db, 0, a.Issuer)
 	if err != nil {
@@ -665,17 +661,6 @@ func TestClientAssertionReplayAcrossInstances(t *testing.T) {
 		"DPoP proof replayed at the other instance")
 }
 
-func stopAndClean(t *testing.T, s *Server) {
-	if err := s.Stop(); err != nil {
-		t.Errorf("stop %s: %v", s.URL, err)
-	}
-	if os.Getenv("SQIN_KEEP_LOGS") == "" {
-		os.Remove(s.logPath)
-	} else {
-		t.Logf("server log in %s", s.logPath)
-	}
-}
-
 // TestPairwiseSubjectsAcrossRotationAndRestart extends TestPairwiseSubjects:
 // clients of two different public bodies (--sector) see different subs for
 // one person, two clients of one body the same, and none of them changes
@@ -684,11 +669,7 @@ func TestPairwiseSubjectsAcrossRotationAndRestart(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			db := requireDatabase(t, backend)
-			srv, err := startServer(db, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { stopAndClean(t, srv) })
+			srv := mustStart(t, db)
 			bodyA, bodyB := "go-body-a-"+randHex(3), "go-body-b-"+randHex(3)
 			specs := map[string]ClientSpec{}
 			for name, sector := range map[string]string{"a1": bodyA, "a2": bodyA, "b1": bodyB} {
