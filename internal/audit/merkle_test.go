@@ -2,7 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
@@ -12,154 +11,11 @@ import (
 
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/audit/audittest"
+	"github.com/sqin/sqin/internal/audit/rfc9162"
 )
 
-// This file checks the tree against an independent reading of RFC 9162:
-// the recursive definitions of §2.1.1 (MTH), §2.1.3.1 (PATH) and §2.1.4.1
-// (PROOF, SUBPROOF) written out naively, and the verification algorithms of
-// §2.1.3.2 and §2.1.4.2 written step by step. None of it calls the code
-// under test.
-
-func refNode(l, r [32]byte) [32]byte {
-	b := append([]byte{1}, l[:]...)
-	return sha256.Sum256(append(b, r[:]...))
-}
-
-// refK is the largest power of two smaller than n (n > 1).
-func refK(n int) int {
-	k := 1
-	for k*2 < n {
-		k *= 2
-	}
-	return k
-}
-
-// refMTH: MTH({}) = SHA-256(); MTH({d0}) = leaf; MTH(D[n]) =
-// SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n])). Here over leaf hashes.
-func refMTH(leaves [][32]byte) [32]byte {
-	switch len(leaves) {
-	case 0:
-		return sha256.Sum256(nil)
-	case 1:
-		return leaves[0]
-	}
-	k := refK(len(leaves))
-	return refNode(refMTH(leaves[:k]), refMTH(leaves[k:]))
-}
-
-// refPath: PATH(m, {d0}) = {}; PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n])
-// for m < k, PATH(m - k, D[k:n]) : MTH(D[0:k]) otherwise.
-func refPath(m int, leaves [][32]byte) [][32]byte {
-	if len(leaves) <= 1 {
-		return nil
-	}
-	k := refK(len(leaves))
-	if m < k {
-		return append(refPath(m, leaves[:k]), refMTH(leaves[k:]))
-	}
-	return append(refPath(m-k, leaves[k:]), refMTH(leaves[:k]))
-}
-
-// refSubproof follows SUBPROOF(m, D[n], b).
-func refSubproof(m int, leaves [][32]byte, b bool) [][32]byte {
-	n := len(leaves)
-	if m == n {
-		if b {
-			return nil
-		}
-		return [][32]byte{refMTH(leaves)}
-	}
-	k := refK(n)
-	if m <= k {
-		return append(refSubproof(m, leaves[:k], b), refMTH(leaves[k:]))
-	}
-	return append(refSubproof(m-k, leaves[k:], false), refMTH(leaves[:k]))
-}
-
-// refVerifyInclusion is RFC 9162 §2.1.3.2, step by step.
-func refVerifyInclusion(leafIndex, treeSize uint64, hash [32]byte, path [][32]byte, root [32]byte) bool {
-	// 1. leaf_index >= tree_size fails.
-	if leafIndex >= treeSize {
-		return false
-	}
-	// 2. fn = leaf_index, sn = tree_size - 1. 3. r = hash.
-	fn, sn, r := leafIndex, treeSize-1, hash
-	// 4. For each p in inclusion_path:
-	for _, p := range path {
-		// a. sn == 0: stop and fail.
-		if sn == 0 {
-			return false
-		}
-		// b. LSB(fn) set or fn == sn:
-		if fn&1 == 1 || fn == sn {
-			// i. r = HASH(0x01 || p || r)
-			r = refNode(p, r)
-			// ii. if LSB(fn) not set, right-shift fn and sn until LSB(fn) set or fn == 0.
-			if fn&1 == 0 {
-				for fn&1 == 0 && fn != 0 {
-					fn >>= 1
-					sn >>= 1
-				}
-			}
-		} else {
-			// otherwise r = HASH(0x01 || r || p)
-			r = refNode(r, p)
-		}
-		// c. right-shift fn and sn once.
-		fn >>= 1
-		sn >>= 1
-	}
-	// 5. sn == 0 and r == root_hash.
-	return sn == 0 && r == root
-}
-
-// refVerifyConsistency is RFC 9162 §2.1.4.2, step by step (for
-// 0 < first < second; the RFC handles the other cases before it).
-func refVerifyConsistency(first, second uint64, firstHash, secondHash [32]byte, path [][32]byte) bool {
-	// 1. An empty consistency_path fails.
-	if len(path) == 0 {
-		return false
-	}
-	// 2. first an exact power of 2: prepend first_hash.
-	if first&(first-1) == 0 {
-		path = append([][32]byte{firstHash}, path...)
-	}
-	// 3. fn = first - 1, sn = second - 1.
-	fn, sn := first-1, second-1
-	// 4. LSB(fn) set: right-shift fn and sn until LSB(fn) not set.
-	for fn&1 == 1 {
-		fn >>= 1
-		sn >>= 1
-	}
-	// 5. fr = sr = first value of the path.
-	fr, sr := path[0], path[0]
-	// 6. For each subsequent c:
-	for _, c := range path[1:] {
-		// a. sn == 0: fail.
-		if sn == 0 {
-			return false
-		}
-		// b. LSB(fn) set or fn == sn:
-		if fn&1 == 1 || fn == sn {
-			fr = refNode(c, fr)
-			sr = refNode(c, sr)
-			// iii. if LSB(fn) not set, right-shift until LSB(fn) set or fn == 0.
-			if fn&1 == 0 {
-				for fn&1 == 0 && fn != 0 {
-					fn >>= 1
-					sn >>= 1
-				}
-			}
-		} else {
-			sr = refNode(sr, c)
-		}
-		// c. right-shift once.
-		fn >>= 1
-		sn >>= 1
-	}
-	// 7. fr == first_hash, sr == second_hash, sn == 0.
-	return fr == firstHash && sr == secondHash && sn == 0
-}
+// This file checks the tree against an independent reading of RFC 9162
+// (package rfc9162), which calls none of the code under test.
 
 func toRef(hs []audit.Hash) [][32]byte {
 	out := make([][32]byte, len(hs))
@@ -223,7 +79,7 @@ func TestProofsSmall(t *testing.T) {
 	const N = 70
 	_, log, leaves := fillLog(t, N)
 	for n := 1; n <= N; n++ {
-		root := refMTH(leaves[:n])
+		root := rfc9162.MTH(leaves[:n])
 		got, err := log.Root(ctx, uint64(n))
 		if err != nil || got != audit.Hash(root) {
 			t.Fatalf("Root(%d) = %x, %v; want %x", n, got, err, root)
@@ -233,11 +89,11 @@ func TestProofsSmall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := refPath(m, leaves[:n])
+			want := rfc9162.Path(m, leaves[:n])
 			if !slices.Equal(toRef(proof), want) {
 				t.Fatalf("InclusionProof(%d, %d) differs from PATH", m, n)
 			}
-			if !refVerifyInclusion(uint64(m), uint64(n), leaves[m], toRef(proof), root) {
+			if !rfc9162.VerifyInclusion(uint64(m), uint64(n), leaves[m], toRef(proof), root) {
 				t.Fatalf("independent verifier rejects inclusion %d in %d", m, n)
 			}
 			if err := audit.VerifyInclusion(leaves[m], uint64(m), uint64(n), proof, root); err != nil {
@@ -250,18 +106,18 @@ func TestProofsSmall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			old := refMTH(leaves[:m])
+			old := rfc9162.MTH(leaves[:m])
 			if m == n {
 				if len(proof) != 0 || audit.VerifyConsistency(uint64(m), uint64(n), old, root, proof) != nil {
 					t.Fatalf("consistency %d to itself", m)
 				}
 				continue
 			}
-			want := refSubproof(m, leaves[:n], true)
+			want := rfc9162.Subproof(m, leaves[:n], true)
 			if !slices.Equal(toRef(proof), want) {
 				t.Fatalf("ConsistencyProof(%d, %d) differs from PROOF", m, n)
 			}
-			if !refVerifyConsistency(uint64(m), uint64(n), old, root, toRef(proof)) {
+			if !rfc9162.VerifyConsistency(uint64(m), uint64(n), old, root, toRef(proof)) {
 				t.Fatalf("independent verifier rejects consistency %d to %d", m, n)
 			}
 			if err := audit.VerifyConsistency(uint64(m), uint64(n), old, root, proof); err != nil {
@@ -277,7 +133,7 @@ func checkInclusionRejects(t *testing.T, leaf [32]byte, m, n uint64, proof []aud
 	t.Helper()
 	bad := func(what string, leaf [32]byte, m, n uint64, p []audit.Hash, root [32]byte) {
 		t.Helper()
-		if audit.VerifyInclusion(leaf, m, n, p, root) == nil || refVerifyInclusion(m, n, leaf, toRef(p), root) {
+		if audit.VerifyInclusion(leaf, m, n, p, root) == nil || rfc9162.VerifyInclusion(m, n, leaf, toRef(p), root) {
 			t.Fatalf("inclusion %d in %d: %s accepted", m, n, what)
 		}
 	}
@@ -303,7 +159,7 @@ func checkConsistencyRejects(t *testing.T, m, n uint64, old, root [32]byte, proo
 	t.Helper()
 	bad := func(what string, m, n uint64, old, root [32]byte, p []audit.Hash) {
 		t.Helper()
-		if audit.VerifyConsistency(m, n, old, root, p) == nil || refVerifyConsistency(m, n, old, root, toRef(p)) {
+		if audit.VerifyConsistency(m, n, old, root, p) == nil || rfc9162.VerifyConsistency(m, n, old, root, toRef(p)) {
 			t.Fatalf("consistency %d to %d: %s accepted", m, n, what)
 		}
 	}
@@ -336,12 +192,12 @@ func TestProofsCached(t *testing.T) {
 		for range 150 {
 			n := 1 + rng.IntN(N)
 			m := rng.IntN(n)
-			root := refMTH(leaves[:n])
+			root := rfc9162.MTH(leaves[:n])
 			if got, err := log.Root(ctx, uint64(n)); err != nil || got != audit.Hash(root) {
 				t.Fatalf("%s: Root(%d): %v", stage, n, err)
 			}
 			proof, err := log.InclusionProof(ctx, uint64(m), uint64(n))
-			if err != nil || !refVerifyInclusion(uint64(m), uint64(n), leaves[m], toRef(proof), root) {
+			if err != nil || !rfc9162.VerifyInclusion(uint64(m), uint64(n), leaves[m], toRef(proof), root) {
 				t.Fatalf("%s: inclusion %d in %d rejected (%v)", stage, m, n, err)
 			}
 			m++
@@ -349,7 +205,7 @@ func TestProofsCached(t *testing.T) {
 				continue
 			}
 			proof, err = log.ConsistencyProof(ctx, uint64(m), uint64(n))
-			if err != nil || !refVerifyConsistency(uint64(m), uint64(n), refMTH(leaves[:m]), root, toRef(proof)) {
+			if err != nil || !rfc9162.VerifyConsistency(uint64(m), uint64(n), rfc9162.MTH(leaves[:m]), root, toRef(proof)) {
 				t.Fatalf("%s: consistency %d to %d rejected (%v)", stage, m, n, err)
 			}
 		}
@@ -368,7 +224,7 @@ func TestProofsCached(t *testing.T) {
 	check("cache to the end")
 	// Every cached node is the hash of its leaves.
 	for id, h := range st.CachedNodes() {
-		if refMTH(leaves[id.Start():id.End()]) != h {
+		if rfc9162.MTH(leaves[id.Start():id.End()]) != h {
 			t.Fatalf("cached node %v is wrong", id)
 		}
 	}
@@ -406,7 +262,7 @@ func TestBuilderEmit(t *testing.T) {
 		b.Append(l)
 	}
 	for id, h := range got {
-		if refMTH(leaves[id.Start():id.End()]) != h {
+		if rfc9162.MTH(leaves[id.Start():id.End()]) != h {
 			t.Fatalf("emitted %v wrong", id)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/base64"
 	"encoding/binary"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/audit/rfc9162"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/sqlstore"
 	"github.com/sqin/sqin/internal/sqltest"
@@ -546,80 +546,6 @@ func TestAuditRollback(t *testing.T) {
 	}
 }
 
-// --- RFC 9162 written apart from internal/audit, from the RFC's text ---
-
-func rfcLeaf(entry []byte) [32]byte { return sha256.Sum256(append([]byte{0}, entry...)) }
-
-func rfcNode(l, r [32]byte) [32]byte {
-	return sha256.Sum256(append(append([]byte{1}, l[:]...), r[:]...))
-}
-
-// rfcVerifyInclusion is RFC 9162 section 2.1.3.2.
-func rfcVerifyInclusion(leafIndex, treeSize uint64, leaf [32]byte, path [][32]byte, root [32]byte) bool {
-	if leafIndex >= treeSize {
-		return false
-	}
-	fn, sn, r := leafIndex, treeSize-1, leaf
-	for _, p := range path {
-		if sn == 0 {
-			return false
-		}
-		if fn&1 == 1 || fn == sn {
-			r = rfcNode(p, r)
-			if fn&1 == 0 {
-				for fn&1 == 0 && fn != 0 {
-					fn >>= 1
-					sn >>= 1
-				}
-			}
-		} else {
-			r = rfcNode(r, p)
-		}
-		fn >>= 1
-		sn >>= 1
-	}
-	return sn == 0 && r == root
-}
-
-// rfcVerifyConsistency is RFC 9162 section 2.1.4.2.
-func rfcVerifyConsistency(first, second uint64, firstHash, secondHash [32]byte, path [][32]byte) bool {
-	if first == second {
-		return len(path) == 0 && firstHash == secondHash
-	}
-	if first == 0 || first > second {
-		return false
-	}
-	if first&(first-1) == 0 {
-		path = append([][32]byte{firstHash}, path...)
-	}
-	if len(path) == 0 {
-		return false
-	}
-	fn, sn := first-1, second-1
-	for fn&1 == 1 {
-		fn >>= 1
-		sn >>= 1
-	}
-	fr, sr := path[0], path[0]
-	for _, c := range path[1:] {
-		if sn == 0 {
-			return false
-		}
-		if fn&1 == 1 || fn == sn {
-			fr, sr = rfcNode(c, fr), rfcNode(c, sr)
-			for fn&1 == 0 && fn != 0 {
-				fn >>= 1
-				sn >>= 1
-			}
-		} else {
-			sr = rfcNode(sr, c)
-		}
-		fn >>= 1
-		sn >>= 1
-	}
-	return sn == 0 && fr == firstHash && sr == secondHash
-}
-
 func b64hash(t *testing.T, s string) [32]byte {
 	t.Helper()
 	b, err := base64.StdEncoding.DecodeString(s)
@@ -717,13 +643,13 @@ func TestAuditEndpoints(t *testing.T) {
 		var in inclusion
 		resp := getJSON(t, c, fmt.Sprintf("%s%s?id=%d", e.srv.URL, auditProofPath, r.ID), &in)
 		leaf := b64hash(t, in.LeafHash)
-		if resp.StatusCode != http.StatusOK || in.ID != r.ID || in.TreeSize != h1.TreeSize || leaf != rfcLeaf(r.Entry()) {
+		if resp.StatusCode != http.StatusOK || in.ID != r.ID || in.TreeSize != h1.TreeSize || leaf != rfc9162.Leaf(r.Entry()) {
 			t.Fatalf("proof of %d: %d %+v", r.ID, resp.StatusCode, in)
 		}
 		if !strings.Contains(resp.Header.Get("Cache-Control"), "immutable") {
 			t.Errorf("proof Cache-Control %q", resp.Header.Get("Cache-Control"))
 		}
-		if !rfcVerifyInclusion(r.ID, h1.TreeSize, leaf, b64hashes(t, in.Proof), root1) {
+		if !rfc9162.VerifyInclusion(r.ID, h1.TreeSize, leaf, b64hashes(t, in.Proof), root1) {
 			t.Errorf("inclusion proof of event %d does not verify against the signed head", r.ID)
 		}
 	}
@@ -756,13 +682,19 @@ func TestAuditEndpoints(t *testing.T) {
 		} else {
 			rootFirst = rfcRootOfLog(t, e, first)
 		}
-		if !rfcVerifyConsistency(first, h2.TreeSize, rootFirst, root2, b64hashes(t, cj.Proof)) {
+		// Between a tree and itself the proof is empty and the roots equal
+		// (RFC 9162 §2.1.4.2 verifies 0 < first < second).
+		if first == h2.TreeSize {
+			if len(cj.Proof) != 0 || rootFirst != root2 {
+				t.Errorf("consistency of the head with itself: %d hashes", len(cj.Proof))
+			}
+		} else if !rfc9162.VerifyConsistency(first, h2.TreeSize, rootFirst, root2, b64hashes(t, cj.Proof)) {
 			t.Errorf("consistency proof %d -> %d does not verify", first, h2.TreeSize)
 		}
 	}
 	var old inclusion
 	getJSON(t, c, fmt.Sprintf("%s%s?id=2&tree_size=%d", e.srv.URL, auditProofPath, h1.TreeSize), &old)
-	if !rfcVerifyInclusion(2, h1.TreeSize, b64hash(t, old.LeafHash), b64hashes(t, old.Proof), root1) {
+	if !rfc9162.VerifyInclusion(2, h1.TreeSize, b64hash(t, old.LeafHash), b64hashes(t, old.Proof), root1) {
 		t.Error("proof against the first head's size does not verify against it")
 	}
 
@@ -830,20 +762,9 @@ func rfcRootOfLog(t *testing.T, e *auditEnv, n uint64) [32]byte {
 	}
 	var leaves [][32]byte
 	for _, r := range rs {
-		leaves = append(leaves, rfcLeaf(r.Entry()))
+		leaves = append(leaves, rfc9162.Leaf(r.Entry()))
 	}
-	var mth func(d [][32]byte) [32]byte
-	mth = func(d [][32]byte) [32]byte {
-		if len(d) == 1 {
-			return d[0]
-		}
-		k := 1
-		for k*2 < len(d) {
-			k *= 2
-		}
-		return rfcNode(mth(d[:k]), mth(d[k:]))
-	}
-	return mth(leaves)
+	return rfc9162.MTH(leaves)
 }
 
 // TestAuditMeEvents: the citizen reads their own events with their SSO
@@ -917,7 +838,7 @@ func TestAuditMeEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 		leaf := b64hash(t, ev.Event.LeafHash)
-		if leaf != rfcLeaf(rec[0].Entry()) {
+		if leaf != rfc9162.Leaf(rec[0].Entry()) {
 			t.Errorf("event %d: leaf hash does not match its fields", ev.Event.ID)
 		}
 		switch {
@@ -925,7 +846,7 @@ func TestAuditMeEvents(t *testing.T) {
 			if ev.Proof != nil {
 				t.Errorf("event %d after the head has a proof", ev.Event.ID)
 			}
-		case !rfcVerifyInclusion(ev.Event.ID, me.TreeHead.TreeSize, leaf, b64hashes(t, ev.Proof), root):
+		case !rfc9162.VerifyInclusion(ev.Event.ID, me.TreeHead.TreeSize, leaf, b64hashes(t, ev.Proof), root):
 			t.Errorf("event %d: inclusion proof does not verify", ev.Event.ID)
 		}
 	}
