@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,7 @@ func registryImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Float64Var(&o.MaxRejectRatio, "max-reject-ratio", 0.01, "refuse the delivery when more than this share of its records is rejected (0 allows none)")
 	fs.StringVar(&o.RejectsPath, "rejects", "", "reject report (default: the data file's path + .rejects.csv)")
 	fs.IntVar(&o.BatchSize, "batch", 50_000, "records per staging transaction")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the import to this file (go tool pprof)")
 	manifest, err := splitPositional(fs, args, getenv)
 	if err != nil {
 		return err
@@ -118,6 +120,17 @@ func registryImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer db.Close()
 	o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	o.Progress = progressReporter(stderr, o.Logger)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("registry import: cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("registry import: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	s, err := registry.Import(ctx, db, manifest, o)
 	if err != nil {
 		return fmt.Errorf("registry import: %w", err)

@@ -70,6 +70,11 @@ type ImportState struct {
 	// StagedLine: every valid record up to this line is staged (0 when
 	// nothing is); a run resumed after a crash stages only later lines.
 	StagedLine int64
+	// Mode is how the store stages this delivery (its own names: on
+	// internal/sqlstore "merge" or "load"), kept across a resumed run.
+	Mode string
+	// Started is when the delivery was first begun.
+	Started time.Time
 }
 
 // MergeParams are what MergeImport needs besides the staged records.

@@ -24,19 +24,37 @@ import (
 // The registry import (docs/formats/registry-import.md) on both dialects.
 //
 // A delivery gets a row in registry_imports and a staging table of its own,
-// registry_stage_<id> (UNLOGGED on PostgreSQL), created in the transaction
-// that records the delivery. Valid records are staged in batches, each in
-// one transaction that also advances staged_line and staged_rows, so a run
+// registry_stage_<id>, created in the transaction that records the
+// delivery. Valid records are staged in batches, each in one transaction
+// that also advances staged_line, staged_rows and staged_dead, so a run
 // interrupted at any point resumes after the last committed batch; on
-// PostgreSQL each batch is one COPY. MergeImport then applies the whole
-// delivery to persons and registry_history, locks the accounts of people
-// who died, records the counts and drops the staging table — all in one
-// transaction: readers see the registry before the delivery or after it,
-// never in between.
+// PostgreSQL each batch is one binary COPY. MergeImport then makes the
+// whole delivery visible in one transaction: readers see the registry
+// before the delivery or after it, never in between.
+//
+// The staging table has one of two shapes (registry_imports.mode):
+//
+//   - merge: line, op, pid, ref, the attributes and effective_date
+//     (UNLOGGED on PostgreSQL). MergeImport compares it with persons and
+//     applies creations, changes (with history), deaths and removals,
+//     locks the accounts of people who died, and drops it.
+//   - load: persons' own columns, no index (PostgreSQL adds a line
+//     column; SQLite keeps the line in the rowid). The first snapshot of
+//     a source, into a registry holding no more people than the delivery,
+//     is staged this way: MergeImport adds the people already there,
+//     builds persons' indexes once from sorted keys and puts the table in
+//     persons' place. Maintaining persons' three B-trees (keyed by random
+//     values) row by row cost five to eight times the load itself.
 
 var (
 	_ registry.Store   = (*DB)(nil)
 	_ registry.Querier = (*DB)(nil)
+)
+
+// Staging modes (registry_imports.mode).
+const (
+	modeMerge = "merge"
+	modeLoad  = "load"
 )
 
 // attrCols are the persons columns of the catalogue's attributes.
@@ -48,49 +66,184 @@ var attrCols = func() []string {
 	return cols
 }()
 
-// stageCols are the columns of a staging table, in StageRecords' order.
+// stageCols are the columns of a merge-mode staging table, in
+// StageRecords' order.
 var stageCols = append(append([]string{"line", "op", "pid", "ref"}, attrCols...), "effective_date")
+
+// loadCols are the persons columns StageRecords fills in load mode from
+// each record (after its line), and loadConstCols those that hold the
+// same value for every record of the delivery (loadConsts).
+var (
+	loadCols      = append(append([]string{"id"}, attrCols...), "source_ref", "effective_date")
+	loadConstCols = []string{"province", "country", "source", "import_id", "removed_import", "updated_at"}
+)
+
+func loadConsts(st *registry.ImportState) []any {
+	return []any{"QC", "CA", st.Source, st.ID, int64(0), ms(st.Started)}
+}
 
 func stageTable(id int64) string { return fmt.Sprintf("registry_stage_%d", id) }
 
-func (db *DB) createStageTable(ctx context.Context, tx *sql.Tx, id int64) error {
-	var b strings.Builder
-	if db.dialect == Postgres {
-		// No index: COPY only appends; the merge reads it whole.
-		fmt.Fprintf(&b, "CREATE UNLOGGED TABLE %s (line BIGINT NOT NULL", stageTable(id))
-	} else {
-		fmt.Fprintf(&b, "CREATE TABLE %s (line INTEGER NOT NULL PRIMARY KEY", stageTable(id))
+// layout names, for the merge's statements, the columns of a staging
+// table aliased s: expressions (line, pid, ref, op) and bare column names
+// (lineCol, pidCol).
+type layout struct{ line, pid, ref, op, lineCol, pidCol string }
+
+func (db *DB) layout(st *registry.ImportState) layout {
+	switch {
+	case st.Mode != modeLoad:
+		return layout{"s.line", "s.pid", "s.ref", "s.op", "line", "pid"}
+	case db.dialect == SQLite:
+		return layout{"s.rowid", "s.id", "s.source_ref", "'create'", "rowid", "id"}
 	}
-	for _, c := range stageCols[1:] {
-		if db.dialect == Postgres {
-			fmt.Fprintf(&b, `, %s TEXT COLLATE "C" NOT NULL`, c)
-		} else {
-			fmt.Fprintf(&b, ", %s TEXT NOT NULL", c)
-		}
-	}
-	b.WriteString(")")
-	if db.dialect == SQLite {
-		b.WriteString(" STRICT")
-	}
-	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+stageTable(id)); err != nil {
+	return layout{"s.line", "s.id", "s.source_ref", "'create'", "line", "id"}
+}
+
+func (db *DB) createStageTable(ctx context.Context, tx *sql.Tx, st *registry.ImportState) error {
+	t := stageTable(st.ID)
+	if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, b.String())
-	return err
+	var stmts []string
+	switch {
+	case st.Mode == modeLoad && db.dialect == Postgres:
+		// Logged, as persons, which it becomes; no autovacuum while it
+		// fills (persons' setting comes back at the merge).
+		stmts = []string{
+			"CREATE TABLE " + t + " (LIKE persons INCLUDING ALL EXCLUDING INDEXES) WITH (autovacuum_enabled = false)",
+			"ALTER TABLE " + t + " ADD COLUMN line BIGINT NOT NULL DEFAULT 0",
+		}
+	case st.Mode == modeLoad:
+		ddl, err := sqliteLoadTable(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		stmts = []string{ddl}
+	default:
+		var b strings.Builder
+		if db.dialect == Postgres {
+			// No index: COPY only appends; the merge reads it whole.
+			fmt.Fprintf(&b, "CREATE UNLOGGED TABLE %s (line BIGINT NOT NULL", t)
+		} else {
+			fmt.Fprintf(&b, "CREATE TABLE %s (line INTEGER NOT NULL PRIMARY KEY", t)
+		}
+		for _, c := range stageCols[1:] {
+			if db.dialect == Postgres {
+				fmt.Fprintf(&b, `, %s TEXT COLLATE "C" NOT NULL`, c)
+			} else {
+				fmt.Fprintf(&b, ", %s TEXT NOT NULL", c)
+			}
+		}
+		b.WriteString(")")
+		if db.dialect == SQLite {
+			b.WriteString(" STRICT")
+		}
+		stmts = []string{b.String()}
+	}
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("staging table: %w", err)
+		}
+	}
+	return nil
+}
+
+// sqliteLoadTable is the CREATE TABLE statement of a table with persons'
+// columns (names, types, NOT NULL, defaults, in order; STRICT like it)
+// and no key: the rowid holds the line.
+func sqliteLoadTable(ctx context.Context, tx *sql.Tx, name string) (string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, type, "notnull", dflt_value FROM pragma_table_info('persons') ORDER BY cid`)
+	if err != nil {
+		return "", err
+	}
+	var cols []string
+	for rows.Next() {
+		var col, typ string
+		var notNull bool
+		var dflt sql.NullString
+		if err := rows.Scan(&col, &typ, &notNull, &dflt); err != nil {
+			rows.Close()
+			return "", err
+		}
+		c := `"` + col + `" ` + typ
+		if notNull {
+			c += " NOT NULL"
+		}
+		if dflt.Valid {
+			c += " DEFAULT " + dflt.String
+		}
+		cols = append(cols, c)
+	}
+	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+		return "", err
+	}
+	if len(cols) == 0 {
+		return "", errors.New("table persons not found")
+	}
+	var strict bool
+	if err := tx.QueryRowContext(ctx, `SELECT strict FROM pragma_table_list('persons') WHERE schema = 'main'`).Scan(&strict); err != nil {
+		return "", err
+	}
+	ddl := "CREATE TABLE " + name + " (" + strings.Join(cols, ", ") + ")"
+	if strict {
+		ddl += " STRICT"
+	}
+	return ddl, nil
 }
 
 var (
-	qRegistryLock    = newQuery(`SELECT pg_advisory_xact_lock(hashtext('sqin.registry'), hashtext(?))`)
-	qImportBySeq     = newQuery(`SELECT id, sha256, state, staged_line, staged_rows FROM registry_imports WHERE source = ? AND sequence = ?`)
+	qPersonsUpTo     = newQuery(`SELECT COUNT(*) FROM (SELECT 1 FROM persons LIMIT ?) t`)
+	qPersonsOfSource = newQuery(`SELECT COUNT(*) FROM (SELECT 1 FROM persons WHERE source = ? LIMIT 1) t`)
+	// qPersonsDependents counts what replacing the table persons would
+	// drop or break: foreign keys to it, triggers, views and rules,
+	// privileges granted, row security, inheritance, publications.
+	qPersonsDependents = query{
+		sqlite: `SELECT COUNT(*) FROM sqlite_master WHERE type IN ('trigger', 'view') AND (tbl_name = 'persons' OR sql LIKE '%persons%')`,
+		postgres: `SELECT (SELECT COUNT(*) FROM pg_constraint WHERE confrelid = 'persons'::regclass)
+			+ (SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'persons'::regclass AND NOT tgisinternal)
+			+ (SELECT COUNT(*) FROM pg_depend WHERE refobjid = 'persons'::regclass AND classid = 'pg_rewrite'::regclass)
+			+ (SELECT COUNT(*) FROM pg_class WHERE oid = 'persons'::regclass
+				AND (relacl IS NOT NULL OR relrowsecurity OR relkind <> 'r' OR relispartition))
+			+ (SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'persons'::regclass OR inhrelid = 'persons'::regclass)
+			+ (SELECT COUNT(*) FROM pg_publication_rel WHERE prrelid = 'persons'::regclass)`,
+	}
+)
+
+// loadable reports whether a first snapshot of source holding records
+// people may replace the table persons (load mode): persons holds at most
+// that many people and none of source, and nothing but its indexes
+// depends on the table.
+func (db *DB) loadable(ctx context.Context, tx *sql.Tx, source string, records int64) (bool, error) {
+	var n int64
+	if err := tx.QueryRowContext(ctx, db.sql(qPersonsUpTo), records+1).Scan(&n); err != nil || n > records {
+		return false, err
+	}
+	if err := tx.QueryRowContext(ctx, db.sql(qPersonsOfSource), source).Scan(&n); err != nil || n > 0 {
+		return false, err
+	}
+	if err := tx.QueryRowContext(ctx, db.sql(qPersonsDependents)).Scan(&n); err != nil || n > 0 {
+		return false, err
+	}
+	return true, nil
+}
+
+var (
+	qRegistryLock = newQuery(`SELECT pg_advisory_xact_lock(hashtext('sqin.registry'), hashtext(?))`)
+	qImportBySeq  = newQuery(`SELECT id, sha256, state, staged_line, staged_rows, mode, started_at
+		FROM registry_imports WHERE source = ? AND sequence = ?`)
 	qLastApplied     = newQuery(`SELECT COALESCE(MAX(sequence), 0), COUNT(CASE WHEN kind = 'snapshot' THEN 1 END) FROM registry_imports WHERE source = ? AND state = 'applied'`)
 	qOtherInProgress = newQuery(`SELECT COUNT(*) FROM registry_imports WHERE source = ? AND state = 'staging' AND sequence <> ?`)
 	qInsertImport    = newQuery(`INSERT INTO registry_imports (source, sequence, kind, format, sha256, record_count,
-		extracted_at, state, staged_line, staged_rows, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'staging', 0, 0, ?) RETURNING id`)
+		extracted_at, state, staged_line, staged_rows, staged_dead, mode, started_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'staging', 0, 0, 0, ?, ?) RETURNING id`)
 	qResetImport = newQuery(`UPDATE registry_imports SET kind = ?, format = ?, sha256 = ?, record_count = ?, extracted_at = ?,
-		state = 'staging', staged_line = 0, staged_rows = 0, reason = '', started_at = ?, finished_at = 0 WHERE id = ?`)
-	qStaged       = newQuery(`UPDATE registry_imports SET staged_line = ?, staged_rows = staged_rows + ? WHERE id = ? AND state = 'staging'`)
+		state = 'staging', staged_line = 0, staged_rows = 0, staged_dead = 0, mode = ?, reason = '', started_at = ?,
+		finished_at = 0 WHERE id = ?`)
+	qStaged = newQuery(`UPDATE registry_imports SET staged_line = ?, staged_rows = staged_rows + ?, staged_dead = staged_dead + ?
+		WHERE id = ? AND state = 'staging'`)
+	qStagedCounts = newQuery(`SELECT staged_rows, staged_dead FROM registry_imports WHERE id = ?`)
 	qRefuseImport = newQuery(`UPDATE registry_imports SET state = 'refused', reason = ?, staged_line = 0, staged_rows = 0,
-		finished_at = ? WHERE id = ? AND state = 'staging'`)
+		staged_dead = 0, finished_at = ? WHERE id = ? AND state = 'staging'`)
 	qFinishImport = newQuery(`UPDATE registry_imports SET state = 'applied', records = ?, created = ?, changed = ?,
 		unchanged = ?, deceased = ?, removed = ?, unknown = ?, rejected = ?, finished_at = ? WHERE id = ?`)
 )
@@ -110,7 +263,8 @@ var (
 //     snapshot applied before; a snapshot whose sequence is not above the
 //     last applied: ErrOutOfSequence;
 //   - otherwise a new delivery (or a refused one tried again), with an
-//     empty staging table.
+//     empty staging table: in load mode for the first delivery of a
+//     source when loadable, in merge mode otherwise.
 func (db *DB) BeginImport(ctx context.Context, m *registry.Manifest, now time.Time) (*registry.ImportState, error) {
 	const op = "sqlstore.BeginImport"
 	st := &registry.ImportState{Source: m.Source, Sequence: m.Sequence, Kind: m.Kind, AsOf: m.AsOf()}
@@ -121,12 +275,14 @@ func (db *DB) BeginImport(ctx context.Context, m *registry.Manifest, now time.Ti
 			}
 		}
 		var (
-			sum, state        string
+			sum, state, mode  string
 			stagedLine, rows  int64
+			started           int64
 			existing          = true
 			lastSeq, snapshot int64
 		)
-		err := tx.QueryRowContext(ctx, db.sql(qImportBySeq), m.Source, m.Sequence).Scan(&st.ID, &sum, &state, &stagedLine, &rows)
+		err := tx.QueryRowContext(ctx, db.sql(qImportBySeq), m.Source, m.Sequence).Scan(&st.ID, &sum, &state,
+			&stagedLine, &rows, &mode, &started)
 		if errors.Is(err, sql.ErrNoRows) {
 			existing = false
 		} else if err != nil {
@@ -140,7 +296,7 @@ func (db *DB) BeginImport(ctx context.Context, m *registry.Manifest, now time.Ti
 		case existing && state == "staging" && sum == m.SHA256:
 			var n int64
 			if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+stageTable(st.ID)).Scan(&n); err == nil && n == rows {
-				st.StagedLine = stagedLine
+				st.StagedLine, st.Mode, st.Started = stagedLine, mode, time.UnixMilli(started).UTC()
 				return nil
 			}
 		}
@@ -158,17 +314,27 @@ func (db *DB) BeginImport(ctx context.Context, m *registry.Manifest, now time.Ti
 			m.Kind == registry.KindSnapshot && m.Sequence <= lastSeq {
 			return fmt.Errorf("%w: sequence %d, last imported %d", registry.ErrOutOfSequence, m.Sequence, lastSeq)
 		}
+		st.Mode, st.Started = modeMerge, now.Truncate(time.Millisecond)
+		if m.Kind == registry.KindSnapshot && lastSeq == 0 {
+			load, err := db.loadable(ctx, tx, m.Source, m.RecordCount)
+			if err != nil {
+				return fmt.Errorf("staging mode: %w", err)
+			}
+			if load {
+				st.Mode = modeLoad
+			}
+		}
 		if existing {
 			_, err = tx.ExecContext(ctx, db.sql(qResetImport), m.Kind, m.Format, m.SHA256, m.RecordCount,
-				ms(m.ExtractedAt), ms(now), st.ID)
+				ms(m.ExtractedAt), st.Mode, ms(now), st.ID)
 		} else {
 			err = tx.QueryRowContext(ctx, db.sql(qInsertImport), m.Source, m.Sequence, m.Kind, m.Format, m.SHA256,
-				m.RecordCount, ms(m.ExtractedAt), ms(now)).Scan(&st.ID)
+				m.RecordCount, ms(m.ExtractedAt), st.Mode, ms(now)).Scan(&st.ID)
 		}
 		if err != nil {
 			return err
 		}
-		return db.createStageTable(ctx, tx, st.ID)
+		return db.createStageTable(ctx, tx, st)
 	})
 	if err != nil {
 		return nil, importErr(op, err)
@@ -187,15 +353,23 @@ func importErr(op string, err error) error {
 	return wrap(op, err)
 }
 
-// stageRow is the values of one staged record, in stageCols order.
+// stageRow is the values of one staged record: in stageCols order (merge
+// mode) or its line and loadCols (load mode).
 func stageRow(dst []any, st *registry.ImportState, r *registry.Record) []any {
 	pid := r.PID
 	if pid == "" {
 		pid = registry.PersonID(st.Source, r.Ref())
 	}
-	dst = append(dst[:0], r.Line, r.Fields[registry.FOp], pid, r.Ref())
+	if st.Mode == modeLoad {
+		dst = append(dst[:0], r.Line, pid)
+	} else {
+		dst = append(dst[:0], r.Line, r.Fields[registry.FOp], pid, r.Ref())
+	}
 	for _, a := range registry.Attributes {
 		dst = append(dst, r.Fields[a.Field])
+	}
+	if st.Mode == modeLoad {
+		dst = append(dst, r.Ref())
 	}
 	return append(dst, cmp.Or(r.Fields[registry.FEffectiveDate], st.AsOf))
 }
@@ -205,24 +379,56 @@ func stageRow(dst []any, st *registry.ImportState, r *registry.Record) []any {
 // in key order into persons and its indexes then touches pages in memory.
 const sqliteImportCache = "PRAGMA cache_size = -131072"
 
+// sqliteLoadCache is the page cache of a load-mode merge: the index
+// builds append to their B-trees, but each sorter (the connection's and
+// its helper thread's) may hold as much in memory as the page cache, so
+// the cache is smaller than sqliteImportCache to keep the import within
+// its memory budget.
+const sqliteLoadCache = "PRAGMA cache_size = -65536"
+
 // sqliteStageRows is how many records one INSERT statement stages.
-const sqliteStageRows = 50
+const sqliteStageRows = 100
+
+// sqlQuote is s as an SQL string literal.
+func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // StageRecords adds recs to the delivery's staging table and records that
 // every line up to throughLine is staged, in one transaction.
 func (db *DB) StageRecords(ctx context.Context, st *registry.ImportState, recs []registry.Record, throughLine int64) error {
 	const op = "sqlstore.StageRecords"
+	var dead int64
+	for i := range recs {
+		if recs[i].Fields[registry.FDeathDate] != "" {
+			dead++
+		}
+	}
 	if db.dialect == Postgres {
-		return wrap(op, db.copyStage(ctx, st, recs, throughLine))
+		return wrap(op, db.copyStage(ctx, st, recs, throughLine, dead))
+	}
+	// SQLite: multi-row INSERTs; in load mode the rowid takes the line and
+	// the delivery's constants are literals.
+	cols, params, consts := stageCols, len(stageCols), ""
+	if st.Mode == modeLoad {
+		cols = append([]string{"rowid"}, append(slices.Clone(loadCols), loadConstCols...)...)
+		params = 1 + len(loadCols)
+		var lit []string
+		for _, v := range loadConsts(st) {
+			if s, isString := v.(string); isString {
+				lit = append(lit, sqlQuote(s))
+			} else {
+				lit = append(lit, fmt.Sprint(v))
+			}
+		}
+		consts = ", " + strings.Join(lit, ", ")
 	}
 	insert := func(rows int) string {
-		one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(stageCols)), ", ") + ")"
-		return "INSERT INTO " + stageTable(st.ID) + " (" + strings.Join(stageCols, ", ") + ") VALUES " +
+		one := "(" + strings.TrimSuffix(strings.Repeat("?, ", params), ", ") + consts + ")"
+		return "INSERT INTO " + stageTable(st.ID) + " (" + strings.Join(cols, ", ") + ") VALUES " +
 			strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
 	}
 	many, single := insert(sqliteStageRows), insert(1)
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, sqliteStageRows*len(stageCols))
+		args := make([]any, 0, sqliteStageRows*params)
 		var row []any
 		i := 0
 		for ; i+sqliteStageRows <= len(recs); i += sqliteStageRows {
@@ -241,7 +447,7 @@ func (db *DB) StageRecords(ctx context.Context, st *registry.ImportState, recs [
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, db.sql(qStaged), throughLine, int64(len(recs)), st.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, db.sql(qStaged), throughLine, int64(len(recs)), dead, st.ID); err != nil {
 			return err
 		}
 		registry.CrashPoint("stage-tx")
@@ -253,14 +459,23 @@ func (db *DB) StageRecords(ctx context.Context, st *registry.ImportState, recs [
 	return wrap(op, err)
 }
 
-// copyStage is StageRecords on PostgreSQL: one COPY and the progress update
-// in one transaction.
-func (db *DB) copyStage(ctx context.Context, st *registry.ImportState, recs []registry.Record, throughLine int64) error {
+// copyStage is StageRecords on PostgreSQL: one binary COPY and the
+// progress update in one transaction. The transaction does not wait for
+// its commit record to reach the disk (synchronous_commit off): a server
+// crash may lose the last batches, staged rows and progress together, and
+// the rerun stages them again; the merge's commit is durable and makes
+// them durable with it.
+func (db *DB) copyStage(ctx context.Context, st *registry.ImportState, recs []registry.Record, throughLine, dead int64) error {
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	cols, consts := stageCols, []any(nil)
+	if st.Mode == modeLoad {
+		cols = append(append([]string{"line"}, loadCols...), loadConstCols...)
+		consts = loadConsts(st)
+	}
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
 		tx, err := pc.Begin(ctx)
@@ -268,16 +483,19 @@ func (db *DB) copyStage(ctx context.Context, st *registry.ImportState, recs []re
 			return err
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx))
-		row := make([]any, 0, len(stageCols))
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{stageTable(st.ID)}, stageCols,
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			return err
+		}
+		row := make([]any, 0, len(cols))
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{stageTable(st.ID)}, cols,
 			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-				row = stageRow(row, st, &recs[i])
+				row = append(stageRow(row, st, &recs[i]), consts...)
 				return row, nil
 			}))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, qStaged.postgres, throughLine, int64(len(recs)), st.ID); err != nil {
+		if _, err := tx.Exec(ctx, qStaged.postgres, throughLine, int64(len(recs)), dead, st.ID); err != nil {
 			return err
 		}
 		registry.CrashPoint("stage-tx")
@@ -308,13 +526,100 @@ func (db *DB) RefuseImport(ctx context.Context, st *registry.ImportState, reason
 	}))
 }
 
+// mergeTx runs MergeImport's statements in its transaction, logging each
+// step's time at debug level (statements hold no registry values).
+type mergeTx struct {
+	ctx context.Context
+	tx  *sql.Tx
+	pg  bool
+	id  int64
+}
+
+// exec runs a statement written with ? placeholders and returns the rows
+// it changed.
+func (m *mergeTx) exec(q string, args ...any) (int64, error) {
+	if m.pg {
+		q = newQuery(q).postgres
+	}
+	t0 := time.Now()
+	res, err := m.tx.ExecContext(m.ctx, q, args...)
+	slog.Debug("registry merge step", "import", m.id, "elapsed", time.Since(t0), "sql", firstWords(q, 8))
+	if err != nil {
+		return 0, fmt.Errorf("%s…: %w", firstWords(q, 8), err)
+	}
+	return res.RowsAffected()
+}
+
+// ints runs a query of one row of integers (NULL reads as 0).
+func (m *mergeTx) ints(q string, args ...any) ([]int64, error) {
+	if m.pg {
+		q = newQuery(q).postgres
+	}
+	t0 := time.Now()
+	rows, err := m.tx.QueryContext(m.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s…: %w", firstWords(q, 8), err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]sql.NullInt64, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if !rows.Next() {
+		return nil, cmp.Or(rows.Err(), sql.ErrNoRows)
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return nil, err
+	}
+	slog.Debug("registry merge step", "import", m.id, "elapsed", time.Since(t0), "sql", firstWords(q, 8))
+	out := make([]int64, len(vals))
+	for i, v := range vals {
+		out[i] = v.Int64
+	}
+	return out, rows.Close()
+}
+
+// strings runs a query of one text column.
+func (m *mergeTx) strings(q string, args ...any) ([]string, error) {
+	rows, err := m.tx.QueryContext(m.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s…: %w", firstWords(q, 8), err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, cmp.Or(rows.Err(), rows.Close())
+}
+
+// lineList is lines as an SQL list.
+func lineList(lines []int64) string {
+	list := make([]string, len(lines))
+	for i, l := range lines {
+		list[i] = strconv.FormatInt(l, 10)
+	}
+	return strings.Join(list, ", ")
+}
+
 // MergeImport applies the staged delivery in one transaction:
 //
 //   - lines whose source reference an earlier line holds are rejected
 //     (p.Duplicate), and the delivery refused with ErrTooManyRejects when
 //     the rejects then exceed p.MaxRejects;
-//   - create and change records create the person, or replace every
-//     attribute that differs, keeping the previous value in
+//   - in load mode, when the registry is still loadable, the staging
+//     table becomes persons (swapIn);
+//   - otherwise create and change records create the person, or replace
+//     every attribute that differs, keeping the previous value in
 //     registry_history (replaced_by this import, replaced_on the record's
 //     effective date); a person removed earlier comes back;
 //   - death records set the death date (history kept the same way);
@@ -326,72 +631,54 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 	const op = "sqlstore.MergeImport"
 	s := &registry.Summary{ImportID: st.ID, Rejected: p.Rejected}
 	stage := stageTable(st.ID)
+	L := db.layout(st)
 	chg, dead := fmt.Sprintf("registry_chg_%d", st.ID), fmt.Sprintf("registry_dead_%d", st.ID)
 	now := ms(p.Now)
+	if db.dialect == SQLite && st.Mode == modeLoad {
+		// Index builds sort through temporary files (the connection
+		// keeps them in memory otherwise: a whole index) with a helper
+		// thread; set back after the merge.
+		if _, err := db.write.ExecContext(ctx, "PRAGMA temp_store = FILE; PRAGMA threads = 2"); err != nil {
+			return nil, wrap(op, err)
+		}
+		defer db.write.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = MEMORY; PRAGMA threads = 0")
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		exec := func(q string, args ...any) (int64, error) {
-			if db.dialect == Postgres {
-				q = newQuery(q).postgres
-			}
-			t0 := time.Now()
-			res, err := tx.ExecContext(ctx, q, args...)
-			slog.Debug("registry merge step", "import", st.ID, "elapsed", time.Since(t0), "sql", firstWords(q, 8))
-			if err != nil {
-				return 0, fmt.Errorf("%s…: %w", firstWords(q, 8), err)
-			}
-			return res.RowsAffected()
-		}
-		// ints runs a query of one row of integers.
-		ints := func(q string, args ...any) ([]int64, error) {
-			if db.dialect == Postgres {
-				q = newQuery(q).postgres
-			}
-			t0 := time.Now()
-			rows, err := tx.QueryContext(ctx, q, args...)
-			if err != nil {
-				return nil, fmt.Errorf("%s…: %w", firstWords(q, 8), err)
-			}
-			cols, err := rows.Columns()
-			if err != nil {
-				rows.Close()
-				return nil, err
-			}
-			vals := make([]sql.NullInt64, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if !rows.Next() {
-				rows.Close()
-				return nil, cmp.Or(rows.Err(), sql.ErrNoRows)
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			slog.Debug("registry merge step", "import", st.ID, "elapsed", time.Since(t0), "sql", firstWords(q, 8))
-			out := make([]int64, len(vals))
-			for i, v := range vals {
-				out[i] = v.Int64
-			}
-			return out, rows.Close()
-		}
+		m := &mergeTx{ctx: ctx, tx: tx, pg: db.dialect == Postgres, id: st.ID}
 		if db.dialect == SQLite {
-			if _, err := exec(sqliteImportCache); err != nil {
+			cache := sqliteImportCache
+			if st.Mode == modeLoad {
+				cache = sqliteLoadCache
+			}
+			if _, err := m.exec(cache); err != nil {
 				return err
 			}
-		} else if _, err := exec("SET LOCAL work_mem = '256MB'"); err != nil {
-			return err
+		} else {
+			if _, err := m.exec("SET LOCAL work_mem = '256MB'"); err != nil {
+				return err
+			}
+			if _, err := m.exec("SET LOCAL maintenance_work_mem = '256MB'"); err != nil {
+				return err
+			}
+			if st.Mode == modeLoad {
+				// No writer may add people between the check that the
+				// registry is loadable and the swap; readers go on.
+				if _, err := m.exec("LOCK TABLE persons IN SHARE MODE"); err != nil {
+					return err
+				}
+			} else if _, err := m.exec("ANALYZE " + stage); err != nil {
+				return err
+			}
 		}
 		// The first delivery of a source: no person of it exists yet
 		// (identifiers derive from the source), so only creations apply.
-		applied, err := ints("SELECT COUNT(*) FROM registry_imports WHERE source = ? AND state = 'applied'", st.Source)
+		applied, err := m.ints("SELECT COUNT(*) FROM registry_imports WHERE source = ? AND state = 'applied'", st.Source)
 		if err != nil {
 			return err
 		}
 		first := applied[0] == 0
 
-		dups, err := db.duplicates(ctx, tx, stage, p)
+		dups, err := db.duplicates(ctx, tx, stage, L, p)
 		if err != nil {
 			return err
 		}
@@ -406,40 +693,64 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 		if s.Rejected > p.MaxRejects {
 			return registry.ErrTooManyRejects
 		}
-		for i := range dups {
-			if i%1000 == 0 { // one statement (one scan on PostgreSQL) per 1,000 lines
-				chunk := dups[i:min(i+1000, len(dups))]
-				list := make([]string, len(chunk))
-				for j, l := range chunk {
-					list[j] = strconv.FormatInt(l, 10)
-				}
-				if _, err := exec("DELETE FROM " + stage + " WHERE line IN (" + strings.Join(list, ", ") + ")"); err != nil {
+		var dupDead int64
+		for i := 0; i < len(dups); i += 1000 { // one statement (one scan on PostgreSQL) per 1,000 lines
+			list := lineList(dups[i:min(i+1000, len(dups))])
+			if st.Mode == modeLoad {
+				n, err := m.ints("SELECT COUNT(*) FROM " + stage + " WHERE " + L.lineCol + " IN (" + list + ") AND death_date <> ''")
+				if err != nil {
 					return err
 				}
+				dupDead += n[0]
+			}
+			if _, err := m.exec("DELETE FROM " + stage + " WHERE " + L.lineCol + " IN (" + list + ")"); err != nil {
+				return err
 			}
 		}
 
+		if st.Mode == modeLoad {
+			c, err := m.ints(db.sql(qStagedCounts), st.ID)
+			if err != nil {
+				return err
+			}
+			staged := c[0] - int64(len(dups))
+			load, err := db.loadable(ctx, tx, st.Source, staged)
+			if err != nil {
+				return err
+			}
+			if load {
+				s.Created, s.Deceased = staged, c[1]-dupDead
+				if err := db.swapIn(m, stage); err != nil {
+					return err
+				}
+				return db.finishImport(m, st, s, p, nil)
+			}
+			slog.Info("registry import: persons changed since the delivery began, merging instead of loading",
+				"import", st.ID)
+		}
+
 		// One scan for the counts by operation.
-		counts, err := ints(fmt.Sprintf(`SELECT SUM(CASE WHEN op IN ('create', 'change') THEN 1 ELSE 0 END),
-			SUM(CASE WHEN op = 'death' THEN 1 ELSE 0 END), SUM(CASE WHEN op = 'remove' THEN 1 ELSE 0 END),
-			SUM(CASE WHEN death_date <> '' THEN 1 ELSE 0 END) FROM %s`, stage))
+		counts, err := m.ints(fmt.Sprintf(`SELECT SUM(CASE WHEN %[1]s IN ('create', 'change') THEN 1 ELSE 0 END),
+			SUM(CASE WHEN %[1]s = 'death' THEN 1 ELSE 0 END), SUM(CASE WHEN %[1]s = 'remove' THEN 1 ELSE 0 END),
+			SUM(CASE WHEN s.death_date <> '' THEN 1 ELSE 0 END) FROM %[2]s s`, L.op, stage))
 		if err != nil {
 			return err
 		}
 		upserts, deathOps, removeOps := counts[0], counts[1], counts[2]
 
+		insertPersons := fmt.Sprintf(`INSERT INTO persons (id, %s, province, country, source, source_ref,
+			import_id, effective_date, removed_import, updated_at)
+			SELECT %s, s.%s, 'QC', 'CA', ?, %s, ?, s.effective_date, 0, ? FROM %s s`,
+			strings.Join(attrCols, ", "), L.pid, strings.Join(attrCols, ", s."), L.ref, stage)
 		if first {
 			if deathOps+removeOps > 0 {
 				return fmt.Errorf("the first delivery of a source holds death or remove records")
 			}
-			if s.Created, err = exec(fmt.Sprintf(`INSERT INTO persons (id, %s, province, country, source, source_ref,
-				import_id, effective_date, removed_import, updated_at)
-				SELECT s.pid, s.%s, 'QC', 'CA', ?, s.ref, ?, s.effective_date, 0, ? FROM %s s`,
-				strings.Join(attrCols, ", "), strings.Join(attrCols, ", s."), stage), st.Source, st.ID, now); err != nil {
+			if s.Created, err = m.exec(insertPersons, st.Source, st.ID, now); err != nil {
 				return err
 			}
 			s.Deceased = counts[3]
-			return db.finishImport(ctx, tx, exec, st, s, p, []string{stage})
+			return db.finishImport(m, st, s, p, []string{stage})
 		}
 
 		// Create and change.
@@ -448,14 +759,14 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 			differs = append(differs, fmt.Sprintf("p.%s <> s.%s", c, c))
 			oldNew = append(oldNew, fmt.Sprintf("p.%s AS o_%s, s.%s AS n_%s", c, c, c, c))
 		}
-		if _, err := exec(fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT s.pid, s.effective_date AS eff, %s
-			FROM %s s JOIN persons p ON p.id = s.pid
-			WHERE s.op IN ('create', 'change') AND (p.removed_import <> 0 OR %s)`,
-			chg, strings.Join(oldNew, ", "), stage, strings.Join(differs, " OR "))); err != nil {
+		if _, err := m.exec(fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT %s AS pid, s.effective_date AS eff, %s
+			FROM %s s JOIN persons p ON p.id = %s
+			WHERE %s IN ('create', 'change') AND (p.removed_import <> 0 OR %s)`,
+			chg, L.pid, strings.Join(oldNew, ", "), stage, L.pid, L.op, strings.Join(differs, " OR "))); err != nil {
 			return err
 		}
 		for _, a := range registry.Attributes {
-			if _, err := exec(fmt.Sprintf(`INSERT INTO registry_history (person_id, attribute, value, replaced_by, replaced_on)
+			if _, err := m.exec(fmt.Sprintf(`INSERT INTO registry_history (person_id, attribute, value, replaced_by, replaced_on)
 				SELECT pid, ?, o_%s, ?, eff FROM %s WHERE o_%s <> n_%s`, a.Column, chg, a.Column, a.Column),
 				a.Name, st.ID); err != nil {
 				return err
@@ -465,44 +776,41 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 		for _, c := range attrCols {
 			set = append(set, fmt.Sprintf("%s = c.n_%s", c, c))
 		}
-		if s.Changed, err = exec(fmt.Sprintf(`UPDATE persons SET %s, removed_import = 0, updated_at = ?
+		if s.Changed, err = m.exec(fmt.Sprintf(`UPDATE persons SET %s, removed_import = 0, updated_at = ?
 			FROM %s c WHERE persons.id = c.pid`, strings.Join(set, ", "), chg), now); err != nil {
 			return err
 		}
-		createdDead, err := ints(fmt.Sprintf(`SELECT COUNT(*) FROM %s s WHERE s.op IN ('create', 'change')
-			AND s.death_date <> '' AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id = s.pid)`, stage))
+		notKnown := fmt.Sprintf("%s IN ('create', 'change') AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id = %s)", L.op, L.pid)
+		createdDead, err := m.ints(fmt.Sprintf(`SELECT COUNT(*) FROM %s s WHERE s.death_date <> '' AND %s`, stage, notKnown))
 		if err != nil {
 			return err
 		}
-		if s.Created, err = exec(fmt.Sprintf(`INSERT INTO persons (id, %s, province, country, source, source_ref,
-			import_id, effective_date, removed_import, updated_at)
-			SELECT s.pid, s.%s, 'QC', 'CA', ?, s.ref, ?, s.effective_date, 0, ?
-			FROM %s s WHERE s.op IN ('create', 'change') AND NOT EXISTS (SELECT 1 FROM persons p WHERE p.id = s.pid)`,
-			strings.Join(attrCols, ", "), strings.Join(attrCols, ", s."), stage), st.Source, st.ID, now); err != nil {
+		if s.Created, err = m.exec(insertPersons+" WHERE "+notKnown, st.Source, st.ID, now); err != nil {
 			return err
 		}
 		s.Unchanged = upserts - s.Created - s.Changed
-		newlyDead, err := ints(fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE o_death_date = '' AND n_death_date <> ''", chg))
+		newlyDead, err := m.ints(fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE o_death_date = '' AND n_death_date <> ''", chg))
 		if err != nil {
 			return err
 		}
 		s.Deceased = newlyDead[0] + createdDead[0]
 
 		// Deaths.
-		if _, err := exec(fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT s.pid, s.death_date AS n, p.death_date AS o,
-			s.effective_date AS eff FROM %s s JOIN persons p ON p.id = s.pid WHERE s.op = 'death'`, dead, stage)); err != nil {
+		if _, err := m.exec(fmt.Sprintf(`CREATE TEMP TABLE %s AS SELECT %s AS pid, s.death_date AS n, p.death_date AS o,
+			s.effective_date AS eff FROM %s s JOIN persons p ON p.id = %s WHERE %s = 'death'`,
+			dead, L.pid, stage, L.pid, L.op)); err != nil {
 			return err
 		}
-		if _, err := exec(fmt.Sprintf(`INSERT INTO registry_history (person_id, attribute, value, replaced_by, replaced_on)
+		if _, err := m.exec(fmt.Sprintf(`INSERT INTO registry_history (person_id, attribute, value, replaced_by, replaced_on)
 			SELECT pid, 'death_date', o, ?, eff FROM %s WHERE o <> n`, dead), st.ID); err != nil {
 			return err
 		}
-		deathChanges, err := exec(fmt.Sprintf(`UPDATE persons SET death_date = d.n, updated_at = ?
+		deathChanges, err := m.exec(fmt.Sprintf(`UPDATE persons SET death_date = d.n, updated_at = ?
 			FROM %s d WHERE persons.id = d.pid AND d.o <> d.n`, dead), now)
 		if err != nil {
 			return err
 		}
-		deaths, err := ints(fmt.Sprintf("SELECT COUNT(*), SUM(CASE WHEN o = '' THEN 1 ELSE 0 END) FROM %s", dead))
+		deaths, err := m.ints(fmt.Sprintf("SELECT COUNT(*), SUM(CASE WHEN o = '' THEN 1 ELSE 0 END) FROM %s", dead))
 		if err != nil {
 			return err
 		}
@@ -513,38 +821,39 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 		s.Unknown += deathOps - knownDeaths
 
 		// Accounts of the people who died are locked.
-		if _, err := exec(fmt.Sprintf(`UPDATE accounts SET locked = ?, updated_at = ? WHERE NOT locked AND person_id IN
+		if _, err := m.exec(fmt.Sprintf(`UPDATE accounts SET locked = ?, updated_at = ? WHERE NOT locked AND person_id IN
 			(SELECT pid FROM %s WHERE o = '' UNION SELECT pid FROM %s WHERE o_death_date = '' AND n_death_date <> '')`,
 			dead, chg), true, now); err != nil {
 			return err
 		}
 
 		// Removals.
-		known, err := ints(fmt.Sprintf("SELECT COUNT(*) FROM %s s JOIN persons p ON p.id = s.pid WHERE s.op = 'remove'", stage))
+		known, err := m.ints(fmt.Sprintf("SELECT COUNT(*) FROM %s s JOIN persons p ON p.id = %s WHERE %s = 'remove'",
+			stage, L.pid, L.op))
 		if err != nil {
 			return err
 		}
-		if s.Removed, err = exec(fmt.Sprintf(`UPDATE persons SET removed_import = ?, updated_at = ?
-			WHERE removed_import = 0 AND id IN (SELECT pid FROM %s WHERE op = 'remove')`, stage), st.ID, now); err != nil {
+		if s.Removed, err = m.exec(fmt.Sprintf(`UPDATE persons SET removed_import = ?, updated_at = ?
+			WHERE removed_import = 0 AND id IN (SELECT %s FROM %s s WHERE %s = 'remove')`, L.pid, stage, L.op), st.ID, now); err != nil {
 			return err
 		}
 		s.Unchanged += known[0] - s.Removed
 		s.Unknown += removeOps - known[0]
 		if st.Kind == registry.KindSnapshot {
 			if db.dialect == SQLite {
-				if _, err := exec(fmt.Sprintf("CREATE INDEX %s_pid ON %s (pid)", stage, stage)); err != nil {
+				if _, err := m.exec(fmt.Sprintf("CREATE INDEX %s_pid ON %s (%s)", stage, stage, L.pidCol)); err != nil {
 					return err
 				}
 			}
-			n, err := exec(fmt.Sprintf(`UPDATE persons SET removed_import = ?, updated_at = ?
+			n, err := m.exec(fmt.Sprintf(`UPDATE persons SET removed_import = ?, updated_at = ?
 				WHERE source = ? AND removed_import = 0 AND import_id <> ?
-				AND NOT EXISTS (SELECT 1 FROM %s s WHERE s.pid = persons.id)`, stage), st.ID, now, st.Source, st.ID)
+				AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s = persons.id)`, stage, L.pid), st.ID, now, st.Source, st.ID)
 			if err != nil {
 				return err
 			}
 			s.Removed += n
 		}
-		return db.finishImport(ctx, tx, exec, st, s, p, []string{chg, dead, stage})
+		return db.finishImport(m, st, s, p, []string{chg, dead, stage})
 	})
 	if err != nil {
 		return nil, importErr(op, err)
@@ -552,16 +861,138 @@ func (db *DB) MergeImport(ctx context.Context, st *registry.ImportState, p regis
 	return s, nil
 }
 
-// finishImport drops the merge's tables and records the delivery as
-// applied, last in MergeImport's transaction.
-func (db *DB) finishImport(_ context.Context, _ *sql.Tx, exec func(string, ...any) (int64, error),
-	st *registry.ImportState, s *registry.Summary, p registry.MergeParams, tables []string) error {
-	for _, t := range tables {
-		if _, err := exec("DROP TABLE " + t); err != nil {
+// swapIn puts the load-mode staging table in the place of persons, inside
+// the merge's transaction: it adds the people persons holds, gives it
+// persons' indexes (built once, from sorted keys) and constraints, and
+// renames it. On PostgreSQL the indexes are built before persons is
+// dropped, so readers wait only for the drop and renames, not for the
+// builds; on SQLite readers keep their snapshot meanwhile (WAL).
+func (db *DB) swapIn(m *mergeTx, stage string) error {
+	if db.dialect == SQLite {
+		return swapInSQLite(m, stage)
+	}
+	cols, err := m.strings(`SELECT quote_ident(attname) FROM pg_attribute
+		WHERE attrelid = 'persons'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`)
+	if err != nil {
+		return err
+	}
+	list := strings.Join(cols, ", ")
+	if _, err := m.exec("INSERT INTO " + stage + " (" + list + ") SELECT " + list + " FROM persons"); err != nil {
+		return err
+	}
+	// Dropping a column only hides it: no rewrite.
+	if _, err := m.exec("ALTER TABLE " + stage + " DROP COLUMN line, RESET (autovacuum_enabled)"); err != nil {
+		return err
+	}
+	type index struct{ name, def, constraint, kind string }
+	rows, err := m.tx.QueryContext(m.ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid),
+		COALESCE(k.conname, ''), COALESCE(k.contype::text, '')
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid
+		WHERE i.indrelid = 'persons'::regclass ORDER BY c.relname`)
+	if err != nil {
+		return err
+	}
+	var idx []index
+	for rows.Next() {
+		var x index
+		if err := rows.Scan(&x.name, &x.def, &x.constraint, &x.kind); err != nil {
+			rows.Close()
+			return err
+		}
+		idx = append(idx, x)
+	}
+	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	for i, x := range idx {
+		// "CREATE [UNIQUE] INDEX name ON schema.persons USING …": the same
+		// index on the staging table, under a name of its own.
+		using := strings.Index(x.def, " USING ")
+		if using < 0 {
+			return fmt.Errorf("index %s: unexpected definition", x.name)
+		}
+		create := "CREATE INDEX "
+		if strings.HasPrefix(x.def, "CREATE UNIQUE INDEX ") {
+			create = "CREATE UNIQUE INDEX "
+		}
+		if _, err := m.exec(fmt.Sprintf("%s%s_i%d ON %s%s", create, stage, i, stage, x.def[using:])); err != nil {
 			return err
 		}
 	}
-	if _, err := exec(qFinishImport.sqlite, p.Records, s.Created, s.Changed, s.Unchanged, s.Deceased, s.Removed,
+	if _, err := m.exec("ANALYZE " + stage); err != nil {
+		return err
+	}
+	if _, err := m.exec("DROP TABLE persons"); err != nil {
+		return err
+	}
+	if _, err := m.exec("ALTER TABLE " + stage + " RENAME TO persons"); err != nil {
+		return err
+	}
+	for i, x := range idx {
+		tmp := fmt.Sprintf("%s_i%d", stage, i)
+		var q string
+		switch x.kind {
+		case "p":
+			q = fmt.Sprintf("ALTER TABLE persons ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s", pgx.Identifier{x.constraint}.Sanitize(), tmp)
+		case "u":
+			q = fmt.Sprintf("ALTER TABLE persons ADD CONSTRAINT %s UNIQUE USING INDEX %s", pgx.Identifier{x.constraint}.Sanitize(), tmp)
+		case "":
+			q = fmt.Sprintf("ALTER INDEX %s RENAME TO %s", tmp, pgx.Identifier{x.name}.Sanitize())
+		default:
+			return fmt.Errorf("index %s backs a constraint of kind %s", x.name, x.kind)
+		}
+		if _, err := m.exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// swapInSQLite is swapIn on SQLite: persons' primary key becomes a unique
+// index (persons_id) on the same columns.
+func swapInSQLite(m *mergeTx, stage string) error {
+	cols, err := m.strings(`SELECT '"' || name || '"' FROM pragma_table_info('persons') ORDER BY cid`)
+	if err != nil {
+		return err
+	}
+	list := strings.Join(cols, ", ")
+	if _, err := m.exec("INSERT INTO " + stage + " (" + list + ") SELECT " + list + " FROM persons"); err != nil {
+		return err
+	}
+	idx, err := m.strings(`SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'persons' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		return err
+	}
+	pk, err := m.strings(`SELECT '"' || name || '"' FROM pragma_table_info('persons') WHERE pk > 0 ORDER BY pk`)
+	if err != nil {
+		return err
+	}
+	if len(pk) > 0 {
+		idx = append([]string{"CREATE UNIQUE INDEX persons_id ON persons (" + strings.Join(pk, ", ") + ")"}, idx...)
+	}
+	for _, q := range []string{"DROP TABLE persons", "ALTER TABLE " + stage + " RENAME TO persons"} {
+		if _, err := m.exec(q); err != nil {
+			return err
+		}
+	}
+	for _, q := range idx {
+		if _, err := m.exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishImport drops the merge's tables and records the delivery as
+// applied, last in MergeImport's transaction.
+func (db *DB) finishImport(m *mergeTx, st *registry.ImportState, s *registry.Summary, p registry.MergeParams, tables []string) error {
+	for _, t := range tables {
+		if _, err := m.exec("DROP TABLE " + t); err != nil {
+			return err
+		}
+	}
+	if _, err := m.exec(qFinishImport.sqlite, p.Records, s.Created, s.Changed, s.Unchanged, s.Deceased, s.Removed,
 		s.Unknown, s.Rejected, ms(p.Now), st.ID); err != nil {
 		return err
 	}
@@ -575,21 +1006,18 @@ func (db *DB) finishImport(_ context.Context, _ *sql.Tx, exec func(string, ...an
 // duplicates returns, in order, the staged lines whose reference an
 // earlier staged line holds: among p.Candidates only, unless
 // p.FindDuplicates asks to look at every line.
-func (db *DB) duplicates(ctx context.Context, tx *sql.Tx, stage string, p registry.MergeParams) ([]int64, error) {
+func (db *DB) duplicates(ctx context.Context, tx *sql.Tx, stage string, L layout, p registry.MergeParams) ([]int64, error) {
 	var q string
 	switch {
 	case p.FindDuplicates:
-		q = fmt.Sprintf(`SELECT s.line, s.pid FROM %s s JOIN
-			(SELECT pid FROM %s GROUP BY pid HAVING COUNT(*) > 1) d ON d.pid = s.pid`, stage, stage)
+		q = fmt.Sprintf(`SELECT %s, %s FROM %s s JOIN
+			(SELECT %s AS k FROM %s GROUP BY %s HAVING COUNT(*) > 1) d ON d.k = %s`,
+			L.line, L.pid, stage, L.pidCol, stage, L.pidCol, L.pid)
 	case len(p.Candidates) == 0:
 		return nil, nil
 	default:
-		lines := make([]string, len(p.Candidates))
-		for i, l := range p.Candidates {
-			lines[i] = strconv.FormatInt(l, 10)
-		}
-		q = fmt.Sprintf(`SELECT line, pid FROM %s WHERE pid IN (SELECT pid FROM %s WHERE line IN (%s))`,
-			stage, stage, strings.Join(lines, ", "))
+		q = fmt.Sprintf(`SELECT %s, %s FROM %s s WHERE %s IN (SELECT %s FROM %s WHERE %s IN (%s))`,
+			L.line, L.pid, stage, L.pid, L.pidCol, stage, L.lineCol, lineList(p.Candidates))
 	}
 	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {

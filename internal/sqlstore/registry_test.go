@@ -2,14 +2,19 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/registry"
 )
 
@@ -73,4 +78,182 @@ func BenchmarkRegistryImport(b *testing.B) {
 			f.Close()
 		}
 	})
+}
+
+// personsIndexes describes persons' indexes: on PostgreSQL each index's
+// definition and constraint, on SQLite each index's uniqueness and
+// columns (the primary key is a unique index once a load replaced the
+// table).
+func personsIndexes(t *testing.T, db *DB) []string {
+	t.Helper()
+	q := `SELECT regexp_replace(pg_get_indexdef(i.indexrelid), ' ON \S+ USING ', ' ON persons USING ')
+			|| ' ' || COALESCE(k.contype::text, '')
+		FROM pg_index i LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid
+		WHERE i.indrelid = 'persons'::regclass ORDER BY 1`
+	if db.dialect == SQLite {
+		q = `SELECT l."unique" || ' ' || group_concat(i.name, ',') FROM pragma_index_list('persons') l,
+			pragma_index_info(l.name) i GROUP BY l.name ORDER BY 1`
+	}
+	rows, err := db.read.QueryContext(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func importModes(t *testing.T, db *DB) string {
+	t.Helper()
+	rows, err := db.read.QueryContext(t.Context(), "SELECT source, mode FROM registry_imports WHERE state = 'applied' ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var src, mode string
+		if err := rows.Scan(&src, &mode); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, src+":"+mode)
+	}
+	return strings.Join(out, " ")
+}
+
+// personsAdded adds people (without source) to the registry just before
+// the merge, as a writer working beside the import would.
+type personsAdded struct {
+	*DB
+	n int
+}
+
+func (s personsAdded) MergeImport(ctx context.Context, st *registry.ImportState, p registry.MergeParams) (*registry.Summary, error) {
+	for i := range s.n {
+		if err := s.CreatePerson(ctx, &sqin.Person{ID: fmt.Sprintf("other-%03d", i), FamilyName: "Autre"}); err != nil {
+			return nil, err
+		}
+	}
+	return s.DB.MergeImport(ctx, st, p)
+}
+
+// TestRegistryLoadMode checks that a first snapshot loaded in place of
+// persons (load mode) gives the registry a merge gives, with persons'
+// indexes and keys, the people it held kept, and a merge instead when
+// people were added after the delivery began.
+func TestRegistryLoadMode(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(source string, kind string, n int) string {
+		_, m, err := registry.GenerateDelivery(filepath.Join(dir, source+kind), registry.DeliveryOptions{
+			Seed: uint64(source[0]), Count: n, Kind: kind, Source: source})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, b, bDelta := gen("A", registry.KindSnapshot, 600), gen("B", registry.KindSnapshot, 500), gen("B", registry.KindDelta, 500)
+	opts := registry.ImportOptions{BatchSize: 128, RejectsPath: filepath.Join(dir, "rejects.csv")}
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			run := func(st registry.Store, manifests ...string) {
+				t.Helper()
+				for _, m := range manifests {
+					if _, err := registry.Import(ctx, st, m, opts); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			digest := func(db *DB) string {
+				t.Helper()
+				s, err := db.RegistryDigest(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			// A then B: A is loaded, B merged (the registry holds more
+			// people than B). B then A: both loaded, A with B's people.
+			db1, db2 := openTest(t, d.url(t)), openTest(t, d.url(t))
+			indexes := personsIndexes(t, db1)
+			if err := db2.CreatePerson(ctx, &sqin.Person{ID: "kept", FamilyName: "Gardé"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db1.CreatePerson(ctx, &sqin.Person{ID: "kept", FamilyName: "Gardé"}); err != nil {
+				t.Fatal(err)
+			}
+			run(db1, a, b, bDelta)
+			run(db2, b, a, bDelta)
+			if got := importModes(t, db1); got != "A:load B:merge B:merge" {
+				t.Errorf("db1 modes: %s", got)
+			}
+			if got := importModes(t, db2); got != "B:load A:load B:merge" {
+				t.Errorf("db2 modes: %s", got)
+			}
+			if d1, d2 := digest(db1), digest(db2); d1 != d2 {
+				t.Fatalf("loading and merging gave different registries: %s, %s", d1, d2)
+			}
+			if got := personsIndexes(t, db2); !slices.Equal(got, indexes) {
+				t.Fatalf("persons' indexes after loads:\n%q\nwant\n%q", got, indexes)
+			}
+			p, err := db2.GetPerson(ctx, "kept")
+			if err != nil || p.FamilyName != "Gardé" {
+				t.Fatalf("the person held before the load: %v %v", p, err)
+			}
+			recs := firstRecord(t, a)
+			err = db2.CreatePerson(ctx, &sqin.Person{ID: registry.PersonID("A", recs.Ref())})
+			if !errors.Is(err, sqin.ErrConflict) {
+				t.Fatalf("a second person with a loaded identifier: %v, want a conflict", err)
+			}
+			id, err := db2.FindPersonByHealthNumber(ctx, recs.Fields[registry.FNAM])
+			if err != nil || id != registry.PersonID("A", recs.Ref()) {
+				t.Fatalf("lookup by health number after the load: %q %v", id, err)
+			}
+
+			// People added after the delivery began: the same delivery is
+			// merged (from its load-shaped staging table) instead.
+			db3, db4 := openTest(t, d.url(t)), openTest(t, d.url(t))
+			run(personsAdded{db3, 700}, b)
+			for i := range 700 {
+				if err := db4.CreatePerson(ctx, &sqin.Person{ID: fmt.Sprintf("other-%03d", i), FamilyName: "Autre"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run(db4, b)
+			if got := importModes(t, db3) + " " + importModes(t, db4); got != "B:load B:merge" {
+				t.Errorf("modes: %s", got)
+			}
+			if d3, d4 := digest(db3), digest(db4); d3 != d4 {
+				t.Fatal("a load turned merge gave another registry than a merge")
+			}
+		})
+	}
+}
+
+func firstRecord(t *testing.T, manifest string) *registry.Record {
+	t.Helper()
+	m, data, err := registry.ReadManifest(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r registry.Record
+	if err := registry.NewReader(f, m.Format).Next(&r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
 }
