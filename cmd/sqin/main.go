@@ -55,6 +55,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		err = authorisationCmd(ctx, args[1:], stdout, getenv)
 	case "admin":
 		err = adminCmd(ctx, args[1:], stdout, getenv)
+	case "letters":
+		err = lettersCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sqin", version)
 	case "help", "--help", "-h", "-help":
@@ -94,6 +96,8 @@ Usage:
                                    legal authorisations to release registry attributes
   sqin admin token create|list|revoke
                                    bearer tokens of the administration API (/admin/v1)
+  sqin letters export --out DIR    print the queued proofing codes by mail: one PDF
+                                   per letter and a manifest, for the print shop
   sqin version                     print the version
 
 Every serve flag can also be set as SQIN_<FLAG> in the environment or in a

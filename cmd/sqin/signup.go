@@ -7,12 +7,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/oidc"
 	"github.com/sqin/sqin/internal/proofing"
 	"github.com/sqin/sqin/internal/registry"
 	"github.com/sqin/sqin/internal/signup"
@@ -82,8 +84,28 @@ func (a *app) setupSignup(rd *web.Renderer, pseudonyms *audit.Pseudonymizer) err
 	a.signup, err = signup.New(signup.Config{
 		Issuer: a.cfg.Issuer, CSRFKey: derive(a.master, "signup-csrf"), IdentityKey: derive(a.master, "proofing-identity"),
 		Catalogue: cat, Prover: prover, Hasher: a.hasher, Counter: a.db, Pseudonyms: pseudonyms, Batcher: a.batcher,
-		Mailer: a.mailer,
+		Mailer: a.mailer, Sessions: providerSessions{a.op}, MailCodeKey: mailCodeKey(a.master), MailCodeTTL: a.cfg.MailCodeTTL,
 	}, a.db, rd, a.log)
+	return err
+}
+
+// mailCodeKey keys the hashes of codes sent by letter: sqin serve checks
+// them, sqin letters export makes them.
+func mailCodeKey(master []byte) []byte { return derive(master, "mail-code") }
+
+// providerSessions gives account creation the provider's sessions.
+type providerSessions struct{ op *oidc.Provider }
+
+func (p providerSessions) SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authRequest string) (string, error) {
+	return p.op.SignIn(w, r, accountID, amr, authRequest)
+}
+
+func (p providerSessions) SessionAccount(r *http.Request) (string, string) {
+	return p.op.SessionAccount(r)
+}
+
+func (p providerSessions) EndSession(ctx context.Context, sessionID string) error {
+	_, err := p.op.EndSession(ctx, sessionID)
 	return err
 }
 

@@ -369,6 +369,29 @@ func (b *browser) authorize(clientID, redirect string) (req, verifier string) {
 	return loc.Query().Get("req"), verifier
 }
 
+// followForCode follows redirects (and the consent page) to the client's
+// redirect and returns the code.
+func (b *browser) followForCode(next string) string {
+	b.t.Helper()
+	status, page, h := b.get(next)
+	for i := 0; i < 5; i++ {
+		if status == http.StatusOK && strings.Contains(page, `name="approve"`) {
+			status, page, h = b.submit(page, "/consent", url.Values{"approve": {"yes"}})
+			continue
+		}
+		if status/100 != 3 {
+			break
+		}
+		loc := h.Get("Location")
+		if u, _ := url.Parse(loc); u != nil && u.Query().Get("code") != "" {
+			return u.Query().Get("code")
+		}
+		status, page, h = b.get(loc)
+	}
+	b.t.Fatalf("no code: %d %s %s", status, h.Get("Location"), page)
+	return ""
+}
+
 // signInForCode follows a sign-in link to the client's redirect and
 // returns the code.
 func (b *browser) signInForCode(next, email string) string {
@@ -478,14 +501,16 @@ func TestSignupEndToEnd(t *testing.T) {
 				t.Fatalf("health card alone: %d %s", status, page)
 			}
 			status, page = b.prove(people[0], people[0].SIN)
-			if status != http.StatusOK || !strings.Contains(page, "Votre identité est vérifiée") {
+			if status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 				t.Fatalf("proofing: %d %s", status, page)
 			}
-			next := regexp.MustCompile(`href="(/login\?req=[^"]+)"`).FindStringSubmatch(page)
-			if next == nil || html.UnescapeString(next[1]) != "/login?req="+req {
+			// Signed in by the proofing itself: the link resumes the
+			// service's request, without the sign-in form.
+			next := regexp.MustCompile(`href="(/authorize/resume\?req=[^"]+)"`).FindStringSubmatch(page)
+			if next == nil || html.UnescapeString(next[1]) != "/authorize/resume?req="+req {
 				t.Fatalf("no next step to the service: %s", page)
 			}
-			authCode := b.signInForCode(html.UnescapeString(next[1]), email)
+			authCode := b.followForCode(html.UnescapeString(next[1]))
 			if acr := idTokenACR(t, srv.base, clientID, secret, redirect, authCode, verifier); acr != sqin.LoA2.ACR() {
 				t.Fatalf("acr %q, want %s", acr, sqin.LoA2.ACR())
 			}
@@ -524,7 +549,7 @@ func TestSignupEndToEnd(t *testing.T) {
 					t.Fatalf("a wrong SIN: %d %s", status, page)
 				}
 				status, page = b.prove(people[1], people[1].SIN)
-				if !strings.Contains(page, "Your identity is verified") || !strings.Contains(page, `href="/"`) {
+				if !strings.Contains(page, "Identity verification complete") || !strings.Contains(page, `href="/"`) {
 					t.Fatalf("proofing in English: %d %s", status, page)
 				}
 			})
@@ -553,15 +578,31 @@ func TestSignupEndToEnd(t *testing.T) {
 			})
 
 			t.Run("same person, second account", func(t *testing.T) {
+				// A first account for another person, for comparison.
+				ok := newBrowser(t, srv.base, "fr")
+				email3 := "troisieme." + name + "@exemple.test"
+				codePage := ok.register("", email3)
+				ok.enterCode(codePage, codeOf(t, sink.wait(t, email3, "Voici votre code")))
+				_, success := ok.prove(people[2], people[2].SIN)
+
 				b := newBrowser(t, srv.base, "fr")
 				email2 := "autre." + name + "@exemple.test"
-				codePage := b.register("", email2)
+				codePage = b.register("", email2)
 				b.enterCode(codePage, codeOf(t, sink.wait(t, email2, "Voici votre code")))
 				status, page := b.prove(people[0], people[0].SIN)
-				if status != http.StatusOK || !strings.Contains(page, "Nous ne pouvons pas terminer la vérification") {
+				// The person typing sees the page of a success: it says what
+				// happens when the identity had an account.
+				if status != http.StatusOK || hiddenRE.ReplaceAllString(page, "") != hiddenRE.ReplaceAllString(success, "") ||
+					!strings.Contains(html.UnescapeString(page), "Si cette identité était déjà associée à un autre compte") {
 					t.Fatalf("second account: %d %s", status, page)
 				}
-				sink.wait(t, email, "Quelqu'un a vérifié votre identité pour un autre compte")
+				taken := sink.wait(t, email, "Quelqu'un a vérifié votre identité pour un autre compte")
+				if !strings.Contains(taken, srv.base+"/mot-de-passe-oublie") {
+					t.Fatalf("the mail offers no recovery: %s", taken)
+				}
+				if n := len(sink.to(email2)); n != 1 {
+					t.Fatalf("the second account got %d mails (only its code expected)", n)
+				}
 				a2, err := st.GetAccountByEmail(context.Background(), email2)
 				if err != nil || a2.LoA != sqin.LoA1 || a2.PersonID != "" {
 					t.Fatalf("second account changed: %+v %v", a2, err)
@@ -629,7 +670,114 @@ func TestSignupDemoOffline(t *testing.T) {
 	if _, _, h := b.enterCode(codePage, code); h.Get("Location") != "/verification" {
 		t.Fatalf("code: %s", h.Get("Location"))
 	}
-	if status, page := b.prove(who, strings.ReplaceAll(m[6], " ", "")); status != http.StatusOK || !strings.Contains(page, "Votre identité est vérifiée") {
+	if status, page := b.prove(who, strings.ReplaceAll(m[6], " ", "")); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("demo proofing: %d %s", status, page)
 	}
+}
+
+var letterCodeRE = regexp.MustCompile(`Votre code : ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})`)
+
+// TestLettersExportCommand: a citizen asks for a code by mail; `sqin
+// letters export` (another process, the same master key) writes the
+// batch; the code read from the PDF raises the account to level 2 and the
+// audit log records the request, the printing and the entry, never the
+// code. Then a password reset ends the account's sessions.
+func TestLettersExportCommand(t *testing.T) {
+	dataDir := t.TempDir()
+	db := "sqlite://" + filepath.Join(t.TempDir(), "sqin.db")
+	people := importRegistry(t, db, 1)
+	sink := newSMTPSink(t)
+	srv := startServe(t, db, sink.ln.Addr().String(), catalogueWith(t, sinHolder(t, people).URL, nil), "--data-dir", dataDir)
+	b := newBrowser(t, srv.base, "fr")
+	const email = "courrier@exemple.test"
+	codePage := b.register("", email)
+	b.enterCode(codePage, codeOf(t, sink.wait(t, email, "Voici votre code")))
+	_, page, _ := b.get("/verification/courrier/demande")
+	who := people[0]
+	if status, page, _ := b.submit(page, "/verification/courrier/demande", url.Values{"family_name": {who.Family},
+		"given_names": {who.Given}, "birth_date": {who.Birth}, "consent": {"yes"}}); status != http.StatusOK ||
+		!strings.Contains(page, "Demande de lettre reçue") {
+		t.Fatalf("letter request: %d %s", status, page)
+	}
+
+	out := filepath.Join(t.TempDir(), "lettres")
+	code, stdout, stderr := run(t, nil, "letters", "export", "--db", db, "--demo", "--data-dir", dataDir, "--out", out,
+		"--issuer", srv.base)
+	if code != 0 {
+		t.Fatalf("letters export: %d %s", code, stderr)
+	}
+	var res struct {
+		Batch, Dir string
+		Printed    int
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.Printed != 1 {
+		t.Fatalf("export output %q: %v", stdout, err)
+	}
+	files, _ := filepath.Glob(filepath.Join(res.Dir, "ltr-*.pdf"))
+	if len(files) != 1 {
+		t.Fatalf("PDFs: %v", files)
+	}
+	pdf, _ := os.ReadFile(files[0])
+	m := letterCodeRE.FindSubmatch(pdf)
+	if m == nil {
+		t.Fatal("no code in the PDF's content stream")
+	}
+	if _, err := os.Stat(filepath.Join(res.Dir, "manifest.json")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, nil, "letters", "export", "--db", db, "--out", out); code == 0 || !strings.Contains(stderr, "--issuer") {
+		t.Fatalf("export without an issuer or key: %d %s", code, stderr)
+	}
+
+	_, page, _ = b.get("/verification/courrier")
+	status, page, _ := b.submit(page, "/verification/courrier", url.Values{"code": {string(m[1])}})
+	if status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
+		t.Fatalf("code entry: %d %s", status, page)
+	}
+	st, err := sqlstore.Open(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acct, err := st.GetAccountByEmail(context.Background(), email)
+	if err != nil || acct.LoA != sqin.LoA2 {
+		t.Fatalf("account %+v %v", acct, err)
+	}
+	// Signed in at level 2 by the code entry.
+	if _, home, _ := b.get("/"); !strings.Contains(home, `name="logout"`) {
+		t.Fatal("not signed in after the code")
+	}
+	var actions []string
+	for _, r := range logOf(t, db) {
+		if strings.Contains(r.Detail, string(m[1])) || strings.Contains(r.Detail, strings.ReplaceAll(string(m[1]), "-", "")) {
+			t.Fatal("the audit log holds the code")
+		}
+		actions = append(actions, r.Action+":"+r.Outcome)
+	}
+	all := strings.Join(actions, " ")
+	for _, want := range []string{"proofing.letter.requested:success", "proofing.letter.printed:success", "proofing.letter.entered:success",
+		"account.proofed:success", "signin.success:success"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("audit log lacks %s: %s", want, all)
+		}
+	}
+	if strings.Contains(srv.stderr.String(), string(m[1])) {
+		t.Error("the server log holds the code")
+	}
+
+	// A password reset from another browser signs this one out.
+	other := newBrowser(t, srv.base, "fr")
+	_, page, _ = other.get("/mot-de-passe-oublie")
+	other.submit(page, "/mot-de-passe-oublie", url.Values{"email": {email}})
+	link := regexp.MustCompile(`(/mot-de-passe-oublie/nouveau\?jeton=[A-Za-z0-9_-]+)`).FindStringSubmatch(sink.wait(t, email, "/mot-de-passe-oublie/nouveau"))
+	other.get(link[1])
+	_, page, _ = other.get("/mot-de-passe-oublie/nouveau")
+	if status, page, _ := other.submit(page, "/mot-de-passe-oublie/nouveau", url.Values{"password": {"quatre hiboux sous la lune"},
+		"password2": {"quatre hiboux sous la lune"}}); status != http.StatusOK || !strings.Contains(page, "Votre mot de passe a été changé") {
+		t.Fatalf("reset: %d %s", status, page)
+	}
+	if _, home, _ := b.get("/"); strings.Contains(home, `name="logout"`) {
+		t.Fatal("still signed in after a password reset")
+	}
+	sink.wait(t, email, "Le mot de passe de votre compte vient d'être changé")
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// ProofingCatalogue is a JSON file of shared-secret types and the
 	// ladder (internal/proofing); empty means the built-in one.
 	ProofingCatalogue string
+	// MailCodeTTL is the life of a code sent by letter (sqin serve shows
+	// it, sqin letters export applies it).
+	MailCodeTTL time.Duration
 }
 
 // Bind registers the serve settings on fs with their defaults.
@@ -107,6 +110,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", "", "mail relay host:port for account-creation mails (demo default: files in DATA-DIR/mail)")
 	fs.StringVar(&c.MailFrom, "mail-from", "SQIN <no-reply@sqin.invalid>", "sender address of the mails")
 	fs.StringVar(&c.ProofingCatalogue, "proofing-catalogue", "", "JSON file of shared-secret types and proofing ladder (default: built-in)")
+	fs.DurationVar(&c.MailCodeTTL, "mail-code-ttl", 30*24*time.Hour, "life of a proofing code sent by letter (sqin letters export prints codes valid this long)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 0, "age after which audit events lose their personal fields, e.g. 43800h (0: never)")
 }
 

@@ -127,6 +127,10 @@ func NewProver(cat *Catalogue, key []byte, limits Limits, counter Counter, hashe
 		now: time.Now, sleep: sleepCtx}, nil
 }
 
+// Limits returns the prover's limits, defaults filled in (other proofs,
+// such as codes by mail, count attempts the same way).
+func (p *Prover) Limits() Limits { return p.limits }
+
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -66,12 +66,49 @@ type Config struct {
 		Append(ctx context.Context, events ...*audit.Event) error
 	}
 	Mailer interface{ Wake() } // told when a mail is queued; may be nil
+	// Sessions signs the citizen in when proofing ends (and resumes the
+	// pending authorization request) and tells who is signed in; nil
+	// leaves the citizen to sign in with the form.
+	Sessions Sessions
+	// MailCodeKey keys the hashes of codes sent by mail (from the master
+	// key; `sqin letters export` derives the same); nil: no codes by mail.
+	MailCodeKey []byte
 
 	CodeTTL         time.Duration // default 15 min
 	FlowTTL         time.Duration // registration and proofing; default 2 h
 	MaxCodeAttempts int           // default 5
 	SignupsPerHour  int           // per network address; default 20
-	Now             func() time.Time
+	// MailCodeTTL is the life of a printed code (shown on the pages; the
+	// export applies it); default 30 days.
+	MailCodeTTL time.Duration
+	// MaxLetterAttempts is the number of wrong codes that void a letter;
+	// default 5. LettersPer30Days bounds letter requests per account and
+	// per claimed identity; default 3.
+	MaxLetterAttempts int
+	LettersPer30Days  int
+	// ResetTTL is the life of a password reset link (default 30 min);
+	// ResetsPerHour bounds reset requests per email address (default 3).
+	ResetTTL      time.Duration
+	ResetsPerHour int
+	// MinResponse is the least time an answer takes when its work depends
+	// on whether a person or an account exists: letter and password reset
+	// requests, and the proofing answer (once per proof chosen, plus
+	// once); default 400 ms, more than the prover's own padding.
+	MinResponse time.Duration
+	Now         func() time.Time
+}
+
+// Sessions is what the pages need from the provider's browser sessions
+// (internal/oidc's Provider, through cmd/sqin).
+type Sessions interface {
+	// SignIn starts an SSO session for the account at its current level
+	// and returns where the browser goes next: the pending authorization
+	// request when authRequest names one that is still pending, else "/".
+	SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authRequest string) (string, error)
+	// SessionAccount returns the signed-in account, "" for none.
+	SessionAccount(r *http.Request) (accountID, sessionID string)
+	// EndSession ends a session (with its logout notifications).
+	EndSession(ctx context.Context, sessionID string) error
 }
 
 // Handler serves the account creation and proofing pages.
@@ -106,8 +143,29 @@ func New(cfg Config, st Store, rd *web.Renderer, log *slog.Logger) (*Handler, er
 	if cfg.SignupsPerHour <= 0 {
 		cfg.SignupsPerHour = 20
 	}
+	if cfg.MailCodeTTL <= 0 {
+		cfg.MailCodeTTL = 30 * 24 * time.Hour
+	}
+	if cfg.MaxLetterAttempts <= 0 {
+		cfg.MaxLetterAttempts = 5
+	}
+	if cfg.LettersPer30Days <= 0 {
+		cfg.LettersPer30Days = 3
+	}
+	if cfg.ResetTTL <= 0 {
+		cfg.ResetTTL = 30 * time.Minute
+	}
+	if cfg.ResetsPerHour <= 0 {
+		cfg.ResetsPerHour = 3
+	}
+	if cfg.MinResponse <= 0 {
+		cfg.MinResponse = 400 * time.Millisecond
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MailCodeKey != nil && len(cfg.MailCodeKey) < 32 {
+		return nil, errors.New("signup: the mail-code key must be at least 32 bytes")
 	}
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil || u.Host == "" {
@@ -124,6 +182,12 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 	mux.Handle("/inscription/code", page(h.handleCode))
 	mux.Handle("/verification", page(h.handleProofing))
 	mux.Handle("GET /conditions", page(h.handleTerms))
+	if h.cfg.MailCodeKey != nil {
+		mux.Handle("/verification/courrier", page(h.handleLetterCode))
+		mux.Handle("/verification/courrier/demande", page(h.handleLetterRequest))
+	}
+	mux.Handle("/mot-de-passe-oublie", page(h.handleResetRequest))
+	mux.Handle("/mot-de-passe-oublie/nouveau", page(h.handleResetPassword))
 }
 
 // FieldError is an error shown next to a field and in the summary.
@@ -508,7 +572,8 @@ type proofingData struct {
 	Secrets              []secretView
 	Proved, Needed       int
 	Done                 bool
-	Taken                bool
+	MailCode             bool   // codes by mail are offered
+	SignedIn             bool   // the citizen was signed in: Next goes on without the form
 	Next                 string // where the citizen goes after success
 }
 
@@ -519,18 +584,13 @@ func (h *Handler) handleProofing(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	f, err := h.flow(r)
+	acct, f, err := h.current(r)
 	if err != nil {
-		h.internal(w, r, lang, "signup: read flow", err)
+		h.internal(w, r, lang, "signup: current account", err)
 		return
 	}
-	if f == nil || f.AccountID == "" {
+	if acct == nil {
 		h.errorPage(w, r, lang, http.StatusBadRequest, "signup.error.flow_expired")
-		return
-	}
-	acct, err := h.st.GetAccount(r.Context(), f.AccountID)
-	if err != nil {
-		h.internal(w, r, lang, "signup: read account", err)
 		return
 	}
 	d := h.proofingView(lang, r)
@@ -552,8 +612,34 @@ func (h *Handler) handleProofing(w http.ResponseWriter, r *http.Request) {
 	h.postProofing(w, r, lang, f, acct)
 }
 
+// current returns the account the browser works on: the one its
+// registration created (with the registration), or else the one signed in
+// (f is then nil); nil when neither.
+func (h *Handler) current(r *http.Request) (acct *sqin.Account, f *Flow, err error) {
+	f, err = h.flow(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := ""
+	if f != nil {
+		id = f.AccountID
+	}
+	if id == "" && h.cfg.Sessions != nil {
+		id, _ = h.cfg.Sessions.SessionAccount(r)
+		f = nil
+	}
+	if id == "" {
+		return nil, f, nil
+	}
+	acct, err = h.st.GetAccount(r.Context(), id)
+	if errors.Is(err, sqin.ErrNotFound) {
+		return nil, f, nil
+	}
+	return acct, f, err
+}
+
 func next(f *Flow) string {
-	if f.AuthRequest != "" {
+	if f != nil && f.AuthRequest != "" {
 		return "/login?req=" + url.QueryEscape(f.AuthRequest)
 	}
 	return "/"
@@ -561,7 +647,7 @@ func next(f *Flow) string {
 
 // proofingView builds the page from the catalogue, with the values posted.
 func (h *Handler) proofingView(lang string, r *http.Request) proofingData {
-	d := proofingData{Needed: h.needed()}
+	d := proofingData{Needed: h.needed(), MailCode: h.cfg.MailCodeKey != nil}
 	get := func(k string) string {
 		if r.Method == http.MethodPost {
 			return r.PostFormValue(k)
@@ -616,27 +702,70 @@ func IdentityKey(key []byte, family, given, birth string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }
 
-func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang string, f *Flow, acct *sqin.Account) {
-	ctx := r.Context()
-	d := h.proofingView(lang, r)
-	d.Next = next(f)
-	family := registry.NormalizeName(d.Family)
-	given := registry.NormalizeName(d.Given)
-	birth := strings.TrimSpace(d.Birth)
+// checkIdentity validates the claimed identity (names and birth date),
+// adds an error per field to errs and returns the normalised values.
+func (h *Handler) checkIdentity(lang string, errs *[]FieldError, family, given, birth string) (string, string, string) {
+	family = registry.NormalizeName(family)
+	given = registry.NormalizeName(given)
+	birth = strings.TrimSpace(birth)
 	if family == "" || len(family) > 100 {
-		d.Errors = append(d.Errors, FieldError{"family_name", h.t(lang, "proofing.error.family")})
+		*errs = append(*errs, FieldError{"family_name", h.t(lang, "proofing.error.family")})
 	}
 	if given == "" || len(given) > 100 {
-		d.Errors = append(d.Errors, FieldError{"given_names", h.t(lang, "proofing.error.given")})
+		*errs = append(*errs, FieldError{"given_names", h.t(lang, "proofing.error.given")})
 	}
 	bd, err := time.Parse(time.DateOnly, birth)
 	switch {
 	case !birthRE.MatchString(birth) || err != nil || bd.After(h.cfg.Now()) || bd.Year() < 1900:
-		d.Errors = append(d.Errors, FieldError{"birth_date", h.t(lang, "proofing.error.birth")})
+		*errs = append(*errs, FieldError{"birth_date", h.t(lang, "proofing.error.birth")})
 	case bd.AddDate(MinAge, 0, 0).After(h.cfg.Now()):
 		// SAG accounts are for people aged 14 and over (consent to care).
-		d.Errors = append(d.Errors, FieldError{"birth_date", h.t(lang, "proofing.error.age", MinAge)})
+		*errs = append(*errs, FieldError{"birth_date", h.t(lang, "proofing.error.age", MinAge)})
 	}
+	return family, given, birth
+}
+
+// person looks the claimed identity up in the registry: its person and
+// attribute values, or "" and nil when the registry knows no such person.
+func (h *Handler) person(ctx context.Context, family, given, birth string) (string, map[string]string, error) {
+	personID, err := h.st.FindPersonByNameAndBirthDate(ctx, family, given, birth)
+	if errors.Is(err, sqin.ErrNotFound) {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("find person: %w", err)
+	}
+	e, err := h.st.GetRegistryEntry(ctx, personID)
+	if err != nil {
+		return "", nil, fmt.Errorf("read registry entry: %w", err)
+	}
+	attrs := map[string]string{}
+	for _, a := range e.Attributes {
+		attrs[a.Name] = a.Value
+	}
+	return personID, attrs, nil
+}
+
+// pad holds the answer until d after start (real time, whatever the
+// handler's clock), so that its timing does not tell which path it took.
+func pad(ctx context.Context, start time.Time, d time.Duration) {
+	wait := time.Until(start.Add(d))
+	if wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang string, f *Flow, acct *sqin.Account) {
+	ctx := r.Context()
+	d := h.proofingView(lang, r)
+	d.Next = next(f)
+	family, given, birth := h.checkIdentity(lang, &d.Errors, d.Family, d.Given, d.Birth)
 	chosen := 0
 	for i := range d.Secrets {
 		if d.Secrets[i].Chosen {
@@ -650,23 +779,14 @@ func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang stri
 		h.render(w, r, lang, http.StatusBadRequest, "signup_proofing", "proofing.title", d)
 		return
 	}
+	// From here the work depends on whether the person exists and which
+	// secrets match: every answer takes at least the same time.
+	defer pad(ctx, time.Now(), h.cfg.MinResponse*time.Duration(chosen+1))
 	identity := IdentityKey(h.cfg.IdentityKey, family, given, birth)
-	personID, err := h.st.FindPersonByNameAndBirthDate(ctx, family, given, birth)
-	if err != nil && !errors.Is(err, sqin.ErrNotFound) {
-		h.internal(w, r, lang, "signup: find person", err)
+	personID, attrs, err := h.person(ctx, family, given, birth)
+	if err != nil {
+		h.internal(w, r, lang, "signup: proofing", err)
 		return
-	}
-	var attrs map[string]string
-	if personID != "" {
-		e, err := h.st.GetRegistryEntry(ctx, personID)
-		if err != nil {
-			h.internal(w, r, lang, "signup: read registry entry", err)
-			return
-		}
-		attrs = map[string]string{}
-		for _, a := range e.Attributes {
-			attrs[a.Name] = a.Value
-		}
 	}
 	var proofs []string
 	status := http.StatusOK
@@ -710,11 +830,9 @@ func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang stri
 			proofs = p
 			sv.Status, sv.StatusKind, sv.Proved = h.t(lang, "proofing.outcome.match"), "ok", true
 		default:
-			if ev != nil {
-				if err := h.cfg.Batcher.Append(ctx, ev); err != nil {
-					h.internal(w, r, lang, "signup: audit attempt", err)
-					return
-				}
+			if err := h.appendEvent(ctx, ev); err != nil {
+				h.internal(w, r, lang, "signup: audit attempt", err)
+				return
 			}
 			sv.StatusKind = "error"
 			switch res.Outcome {
@@ -759,32 +877,60 @@ func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang stri
 		h.render(w, r, lang, status, "signup_proofing", "proofing.title", d)
 		return
 	}
-	how := "secrets:" + strings.Join(proofs, ",")
+	h.finishProofing(w, r, lang, f, acct, personID, level, "secrets:"+strings.Join(proofs, ","))
+}
+
+// appendEvent commits an event that goes with no write of its own.
+func (h *Handler) appendEvent(ctx context.Context, ev *audit.Event) error {
+	if ev == nil || h.cfg.Batcher == nil {
+		return nil
+	}
+	return h.cfg.Batcher.Append(ctx, ev)
+}
+
+// finishProofing links the account to the person at level, or, when the
+// person already has another account, leaves the account as it is and
+// writes to that other account's owner to offer recovery. The browser
+// sees the same page either way (saying both), so that the person typing
+// does not learn whether the identity had an account; the citizen is then
+// signed in at the account's real level and continues to the service.
+func (h *Handler) finishProofing(w http.ResponseWriter, r *http.Request, lang string, f *Flow, acct *sqin.Account, personID string,
+	level sqin.LoA, how string) {
+	ctx := r.Context()
 	now := h.cfg.Now().UTC()
 	proofed := h.withAudit(ctx, acct.ID, ActionAccountProofed, audit.Success, "loa="+strconv.Itoa(int(level))+" by "+how, "")
 	res, err := h.st.ProveAccount(proofed, acct.ID, personID, level, how, now, func(other *sqin.Account) *Mail {
 		return h.newMail(other.Email, "person_taken", cmpLang(other.Locale, lang), "mail.person_taken.subject",
-			"mail.person_taken.body", h.cfg.Issuer+"/login")
+			"mail.person_taken.body", h.cfg.Issuer+"/login", h.cfg.Issuer+"/mot-de-passe-oublie")
 	})
 	if err != nil {
 		h.internal(w, r, lang, "signup: prove account", err)
 		return
 	}
 	if res.OtherAccount != "" {
-		if e := h.event(ctx, acct.ID, ActionAccountProofed, audit.Denied, "the registry person already has an account; not linked", ""); e != nil {
-			if err := h.cfg.Batcher.Append(ctx, e); err != nil {
-				h.log.WarnContext(ctx, "signup: audit", "err", err)
-			}
+		e := h.event(ctx, acct.ID, ActionAccountProofed, audit.Denied, "the registry person already has an account; not linked; its owner was told", "")
+		if err := h.appendEvent(ctx, e); err != nil {
+			h.log.WarnContext(ctx, "signup: audit", "request_id", web.RequestID(ctx), "err", err)
 		}
 		if h.cfg.Mailer != nil {
 			h.cfg.Mailer.Wake()
 		}
-		d.Taken = true
-		h.render(w, r, lang, http.StatusOK, "signup_done", "signup.taken.title", d)
-		return
+	} else {
+		h.log.InfoContext(ctx, "account proofed", "request_id", web.RequestID(ctx), "loa", int(res.LoA))
 	}
-	h.log.InfoContext(ctx, "account proofed", "request_id", web.RequestID(ctx), "loa", int(res.LoA))
-	d.Done = true
+	d := proofingData{Done: true, Next: next(f)}
+	if h.cfg.Sessions != nil {
+		authReq := ""
+		if f != nil {
+			authReq = f.AuthRequest
+		}
+		nxt, err := h.cfg.Sessions.SignIn(w, r, acct.ID, []string{"pwd"}, authReq)
+		if err != nil {
+			h.internal(w, r, lang, "signup: sign in", err)
+			return
+		}
+		d.Next, d.SignedIn = nxt, true
+	}
 	h.render(w, r, lang, http.StatusOK, "signup_done", "signup.done.title", d)
 }
 

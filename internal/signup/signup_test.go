@@ -127,18 +127,23 @@ func openDB(t *testing.T, dbURL string) *sqlstore.DB {
 	return db
 }
 
-var testKey = []byte("0123456789abcdef0123456789abcdef")
+var (
+	testKey = []byte("0123456789abcdef0123456789abcdef")
+	mailKey = []byte("mail-code-key-for-tests-only-0123")
+)
 
 // provider is one server instance: its own connections, prover and
 // handler over the world's database.
 type provider struct {
+	rd     *web.Renderer
 	srv    *httptest.Server
 	db     *sqlstore.DB
 	sink   *signup.MemorySink
 	worker *signup.Worker
 }
 
-func (w *world) provider(t *testing.T, cat *proofing.Catalogue, limits proofing.Limits, remote map[string]proofing.Verifier) *provider {
+func (w *world) provider(t *testing.T, cat *proofing.Catalogue, limits proofing.Limits, remote map[string]proofing.Verifier,
+	mods ...func(*signup.Config)) *provider {
 	t.Helper()
 	db := openDB(t, w.url)
 	if cat == nil {
@@ -171,8 +176,14 @@ func (w *world) provider(t *testing.T, cat *proofing.Catalogue, limits proofing.
 	}
 	p := &provider{db: db, sink: &signup.MemorySink{}}
 	p.worker = &signup.Worker{Store: db, Sender: p.sink, From: "SQIN <no-reply@sqin.test>", Now: w.clock.Now}
-	h, err := signup.New(signup.Config{Issuer: "http://sqin.test", CSRFKey: testKey, IdentityKey: testKey, Catalogue: cat,
-		Prover: prover, Hasher: hasher, Counter: db, Now: w.clock.Now, SignupsPerHour: 1000}, db, rd, log)
+	cfg := signup.Config{Issuer: "http://sqin.test", CSRFKey: testKey, IdentityKey: testKey, Catalogue: cat,
+		Prover: prover, Hasher: hasher, Counter: db, Now: w.clock.Now, SignupsPerHour: 1000, MailCodeKey: mailKey,
+		MinResponse: time.Millisecond}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	p.rd = rd
+	h, err := signup.New(cfg, db, rd, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +460,7 @@ func TestNewSecretType(t *testing.T) {
 	f := healthCard(who)
 	f.Set("use-postal-code", "yes")
 	f.Set("postal-code.code", strings.ToLower(pc.Value))
-	if status, page := b.prove(p, who, f); status != http.StatusOK || !strings.Contains(page, "Votre identité est vérifiée") {
+	if status, page := b.prove(p, who, f); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("proofing with the new secret: %d %s", status, page)
 	}
 }
@@ -539,7 +550,7 @@ func TestHolderUnavailable(t *testing.T) {
 		t.Fatalf("holder down: %d %s", status, page)
 	}
 	f = url.Values{"use-notice-of-assessment": {"yes"}, "notice-of-assessment.reference": {"AB12CD34EF"}}
-	if status, page := b.prove(p, who, f); status != http.StatusOK || !strings.Contains(page, "Votre identité est vérifiée") {
+	if status, page := b.prove(p, who, f); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("another proof: %d %s", status, page)
 	}
 }

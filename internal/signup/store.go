@@ -39,6 +39,33 @@ type Mail struct {
 	Attempts  int
 }
 
+// Letter is a one-time code sent by mail to the registry address of the
+// person an account claims to be (the proof ProofMailCode).
+type Letter struct {
+	ID          string
+	AccountID   string
+	PersonID    string
+	Locale      string // language of the letter
+	RequestedAt time.Time
+	Batch       string    // the export that claimed it, "" while queued
+	ClaimedAt   time.Time // when that export claimed it
+	CodeHash    string    // LetterCodeHash of the printed code, "" until exported
+	ExportedAt  time.Time // printed; zero while queued
+	ExpiresAt   time.Time
+	Attempts    int // wrong codes entered
+	UsedAt      time.Time
+	VoidedAt    time.Time
+}
+
+// PasswordReset is a password reset link sent by mail.
+type PasswordReset struct {
+	ID        string // keys.Hash of the token in the link
+	AccountID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}
+
 // Proved is the outcome of ProveAccount.
 type Proved struct {
 	// OtherAccount is the account that already holds the person (the
@@ -83,6 +110,47 @@ type Store interface {
 	// the same transaction (mailFor is called with that other account).
 	ProveAccount(ctx context.Context, accountID, personID string, loa sqin.LoA, how string, now time.Time,
 		mailFor func(other *sqin.Account) *Mail) (Proved, error)
+
+	// PersonAccount returns the account other than accountID that holds
+	// the registry person, or sqin.ErrNotFound.
+	PersonAccount(ctx context.Context, personID, accountID string) (*sqin.Account, error)
+	// QueueLetter stores a letter request unless the account has one
+	// queued (not printed, not voided) already; it reports whether l was
+	// stored. Mails are queued in the same transaction.
+	QueueLetter(ctx context.Context, l *Letter, mails ...*Mail) (bool, error)
+	// PendingLetters returns the account's letters that are queued, or
+	// printed and still usable at now, oldest first.
+	PendingLetters(ctx context.Context, accountID string, now time.Time) ([]*Letter, error)
+	// ClaimLetters marks up to n queued letters (and letters claimed by an
+	// export that did not finish before staleBefore) as claimed by batch,
+	// and returns them.
+	ClaimLetters(ctx context.Context, batch string, now, staleBefore time.Time, n int) ([]*Letter, error)
+	// LettersExported records the printed letters of batch: each letter's
+	// code hash (by letter ID) and expiry, in one transaction; letters of
+	// the batch missing from hashes are voided (not printable).
+	LettersExported(ctx context.Context, batch string, hashes map[string]string, now, expires time.Time) error
+	// BatchExported reports whether batch's export committed.
+	BatchExported(ctx context.Context, batch string) (bool, error)
+	// LetterAttempt counts a wrong code against the letter and voids it at
+	// max attempts; it returns the new count.
+	LetterAttempt(ctx context.Context, id string, max int, now time.Time) (int, error)
+	// UseLetter spends the letter (printed, unexpired, unused, not voided)
+	// and records the proof proof for its person, in one transaction; it
+	// returns the account's proofs for that person. A letter that cannot
+	// be spent is sqin.ErrNotFound.
+	UseLetter(ctx context.Context, id, proof string, now time.Time) ([]string, error)
+
+	// CreatePasswordReset stores r and queues mails in one transaction.
+	CreatePasswordReset(ctx context.Context, r *PasswordReset, mails ...*Mail) error
+	// GetPasswordReset returns the unused, unexpired reset, or
+	// sqin.ErrNotFound.
+	GetPasswordReset(ctx context.Context, id string, now time.Time) (*PasswordReset, error)
+	// ResetPassword spends the reset, sets the account's password hash,
+	// spends the account's other resets and queues mails, in one
+	// transaction; a reset already spent or expired is sqin.ErrNotFound.
+	ResetPassword(ctx context.Context, id, passwordHash string, now time.Time, mails ...*Mail) error
+	// AccountSessions returns the IDs of the account's sessions.
+	AccountSessions(ctx context.Context, accountID string) ([]string, error)
 
 	// QueueMail stores mails for the sender.
 	QueueMail(ctx context.Context, mails ...*Mail) error

@@ -228,6 +228,16 @@ func (db *DB) ProveAccount(ctx context.Context, accountID, personID string, loa 
 	return out, nil
 }
 
+// PersonAccount returns the account other than accountID linked to the
+// person, or sqin.ErrNotFound.
+func (db *DB) PersonAccount(ctx context.Context, personID, accountID string) (*sqin.Account, error) {
+	a, err := scanAccount(db.read.QueryRowContext(ctx, db.sql(qPersonHolder), personID, accountID))
+	if err != nil {
+		return nil, wrap("sqlstore.PersonAccount", err)
+	}
+	return a, nil
+}
+
 // QueueMail stores mails for the sender.
 func (db *DB) QueueMail(ctx context.Context, mails ...*signup.Mail) error {
 	return wrap("sqlstore.QueueMail", db.inTx(ctx, func(tx *sql.Tx) error { return db.queueMails(ctx, tx, mails) }))
@@ -303,13 +313,16 @@ var (
 	qPruneMails = newQuery(`DELETE FROM mail_outbox WHERE (sent_at > 0 AND sent_at < ?) OR (next_attempt_at = 0 AND created_at < ?)`)
 )
 
-// PruneSignup deletes expired registrations and the mails sent or given
-// up before mailsBefore.
+// PruneSignup deletes expired registrations, the mails sent or given up
+// before mailsBefore, the letters spent, voided or expired before it and
+// expired password resets.
 func (db *DB) PruneSignup(ctx context.Context, now, mailsBefore time.Time) error {
 	const op = "sqlstore.PruneSignup"
 	if _, err := db.write.ExecContext(ctx, db.sql(qPruneFlows), ms(now)); err != nil {
 		return wrap(op, err)
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qPruneMails), ms(mailsBefore), ms(mailsBefore))
-	return wrap(op, err)
+	if _, err := db.write.ExecContext(ctx, db.sql(qPruneMails), ms(mailsBefore), ms(mailsBefore)); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, db.pruneLetters(ctx, now, mailsBefore))
 }

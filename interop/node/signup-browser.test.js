@@ -90,9 +90,9 @@ test('account creation and proofing in Chromium, French and English, axe-clean',
 
     for (const [lang, who, t] of [
       ['fr', ids[0], { create: 'Créer un compte', submit: 'Créer mon compte', verify: 'Vérifier', prove: 'Vérifier mon identité',
-        done: 'Votre identité est vérifiée', cont: 'Continuer vers le service', signin: 'Se connecter' }],
+        done: 'Vérification de votre identité terminée', cont: 'Continuer vers le service' }],
       ['en', ids[1], { create: 'Create an account', submit: 'Create my account', verify: 'Verify', prove: 'Verify my identity',
-        done: 'Your identity is verified', cont: 'Continue to the service', signin: 'Sign in' }],
+        done: 'Identity verification complete', cont: 'Continue to the service' }],
     ]) {
       const ctx = await browser.newContext({ locale: lang === 'fr' ? 'fr-CA' : 'en-CA' });
       const page = await ctx.newPage();
@@ -140,10 +140,9 @@ test('account creation and proofing in Chromium, French and English, axe-clean',
       await page.getByRole('heading', { name: t.done }).waitFor();
       await checkA11y(page, `${lang} proofing done page`);
 
+      // Proofing signed the citizen in: the link resumes the service's
+      // request without the sign-in form.
       await page.getByRole('link', { name: t.cont }).click();
-      await page.locator('#username').fill(email);
-      await page.locator('#password').fill(password);
-      await page.getByRole('button', { name: t.signin }).click();
       if (await page.locator('button[name="approve"]').count()) {
         await checkA11y(page, `${lang} consent page`);
         await page.locator('button[name="approve"]').click();
