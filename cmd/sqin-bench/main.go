@@ -6,11 +6,12 @@
 // operations per second, p50 and p99 latency, errors, CPU per operation
 // and memory, next to the targets. The audit scenario needs no server: it
 // fills an audit log through the store, runs `sqin audit verify` over it
-// and times inclusion proofs.
+// and times inclusion proofs; the registry scenario needs none either: it
+// generates and imports a registry delivery and looks people up.
 //
 //	go run ./cmd/sqin-bench --bin bin/sqin [--duration 5s] [--concurrency 1,8,32]
 //	    [--db sqlite,postgres] [--scenarios client_credentials,userinfo,refresh,code_flow,fapi2,password,audit]
-//	    [--audit-events 1000000] [--out FILE]
+//	    [--audit-events 1000000] [--registry-records 1000000] [--out FILE]
 package main
 
 import (
@@ -49,6 +50,7 @@ type options struct {
 	postgres    string
 	argon2      argon2Params
 	audit       auditOptions
+	registry    registryOptions
 }
 
 func main() {
@@ -86,6 +88,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.audit.callers, "audit-callers", 64, "audit: concurrent callers appending through one Batcher (0: skip)")
 	fs.DurationVar(&o.audit.duration, "audit-duration", 10*time.Second, "audit: window of the Batcher measurement (0: skip)")
 	fs.IntVar(&o.audit.proofs, "audit-proofs", 2000, "audit: inclusion proofs of random events timed (and as many Prove calls)")
+	fs.IntVar(&o.registry.records, "registry-records", 1_000_000, "registry: people in the generated snapshot (9000000: the issue's scale)")
+	fs.IntVar(&o.registry.readers, "registry-readers", 32, "registry: concurrent lookups by health number (0: skip)")
+	fs.DurationVar(&o.registry.duration, "registry-lookup-duration", 5*time.Second, "registry: window of the lookups")
+	fs.BoolVar(&o.registry.keep, "registry-keep", false, "registry: keep the generated delivery (its directory is printed)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -120,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o.waits = &budget{left: o.waitBudget}
 	if o.duration <= 0 || o.pwDuration <= 0 || o.warmup < 0 {
 		return nil, errors.New("durations must be positive")
+	}
+	if o.registry.records < 1 || o.registry.readers < 0 || o.registry.duration < 0 {
+		return nil, errors.New("bad --registry-* value")
 	}
 	if o.audit.events < 1 || o.audit.batch < 1 || o.audit.proofs < 1 || o.audit.callers < 0 || o.audit.duration < 0 {
 		return nil, errors.New("bad --audit-* value: events, batch and proofs must be at least 1")
@@ -160,6 +169,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	rep := &report{opts: o, machine: describeMachine(), started: time.Now()}
+	defer o.cleanupRegistry(stderr)
 	help := serveHelp(o.bin)
 	rep.fastHashFlag = strings.Contains(help, "demo-fast-hash")
 	if !rep.fastHashFlag {
@@ -203,6 +213,7 @@ type dbResult struct {
 	server     bool         // server scenarios ran
 	fapiRetry  int64        // FAPI requests sent again with a fresh DPoP nonce
 	audit      *auditResult // the audit scenario
+	registry   *registryResult
 }
 
 // runDB runs the server scenarios, then the audit scenario (on a database
@@ -221,6 +232,13 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 			return nil, fmt.Errorf("audit: %w", err)
 		}
 		res.audit = a
+	}
+	if slices.Contains(o.scenarios, scRegistry) {
+		r, err := runRegistry(ctx, o, db, logw)
+		if err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		res.registry = r
 	}
 	return res, nil
 }

@@ -272,6 +272,7 @@ func (rep *report) write(w io.Writer) {
 		rep.writeTargets(w, servers)
 	}
 	rep.writeAudit(w)
+	rep.writeRegistry(w)
 }
 
 // writeTargets writes the server scenarios' targets table.

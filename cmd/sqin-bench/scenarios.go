@@ -29,12 +29,13 @@ const (
 	scFAPI              = "fapi2"
 	scPassword          = "password"
 	scAudit             = "audit" // no server: see audit.go
+	// scRegistry (no server): see registry.go
 )
 
-var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scFAPI, scPassword, scAudit}
+var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scFAPI, scPassword, scAudit, scRegistry}
 
 // serverScenario tells whether a scenario loads a running server.
-func serverScenario(sc string) bool { return sc != scAudit }
+func serverScenario(sc string) bool { return sc != scAudit && sc != scRegistry }
 
 var scenarioTitles = map[string]string{
 	scClientCredentials: "client_credentials (Basic auth)",
@@ -44,6 +45,7 @@ var scenarioTitles = map[string]string{
 	scFAPI:              "FAPI 2.0 code flow (PAR, DPoP, private_key_jwt) + userinfo",
 	scPassword:          "password sign-in (argon2id)",
 	scAudit:             "audit log",
+	scRegistry:          "registry import (RAIG)",
 }
 
 // targets in operations per second (the password target is a ratio to
