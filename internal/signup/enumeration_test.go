@@ -161,7 +161,7 @@ func TestEnumeration(t *testing.T) {
 			"birth_date": {birth}, "use-health-card": {"yes"}, "health-card.nam": {who.NAM}, "health-card.expiry": {"2099-01"},
 			"use-sin": {"yes"}, "sin.sin": {sin}}
 	}
-	known := proof(wrongAcct, who.Birth, "046454278") // Luhn-valid, wrong: the holder is asked
+	known := proof(wrongAcct, who.Birth, "046454278")      // Luhn-valid, wrong: the holder is asked
 	unknown := proof(wrongAcct, "1901-02-03", "046454278") // Luhn-valid, wrong: the holder is asked
 	right := proof(rightAcct, who.Birth, rightSIN)
 
