@@ -3,12 +3,17 @@
 // flow for accessibility violations: a citizen comes from an online
 // service, creates an account (French, then English), reads the email code
 // in the demo mail sink, proves identity with the health card and the SIN
-// of a demo identity (built-in demo holder, offline), signs in to the
-// service, and the ID token the service gets says urn:sqin:loa:2.
+// of a demo identity (built-in demo holder, offline), continues to the
+// service signed in (no second sign-in), and the ID token the service gets
+// says urn:sqin:loa:2. Then the code-by-mail path: the citizen asks for a
+// letter, `sqin letters export` prints it, the code is read from the PDF
+// and entered, and the service gets urn:sqin:loa:2 again.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
@@ -53,7 +58,8 @@ async function mailTo(dir, to) {
 
 /** The demo identities the server printed. */
 function demoIdentities(log) {
-  const re = /\n {4}(.+), (.+) {2}born ([0-9-]+) {2}health card ([A-Z]{4} [0-9]{4} [0-9]{4}) exp\. ([0-9-]+) {2}SIN ([0-9 ]+)\n/g;
+  // The line's end is looked ahead, not consumed: it starts the next line.
+  const re = /\n {4}(.+), (.+) {2}born ([0-9-]+) {2}health card ([A-Z]{4} [0-9]{4} [0-9]{4}) exp\. ([0-9-]+) {2}SIN ([0-9 ]+)(?=\n)/g;
   return [...log.matchAll(re)].map((m) => ({ family: m[1], given: m[2], birth: m[3], nam: m[4], expiry: m[5], sin: m[6] }));
 }
 
@@ -72,6 +78,42 @@ async function callback() {
 }
 
 const b64url = (b) => b.toString('base64url');
+const execFileP = promisify(execFile);
+
+/** The text a PDF shows: the literal strings of its (uncompressed) content streams' Tj operators, Latin-1. */
+function pdfText(buf) {
+  const s = buf.toString('latin1');
+  const out = [];
+  for (const m of s.matchAll(/stream\n([\s\S]*?)endstream/g)) {
+    for (const t of m[1].matchAll(/\(((?:\\.|[^\\)])*)\) Tj/g)) {
+      out.push(t[1].replace(/\\([0-7]{3}|.)/g, (_, e) => (/^[0-7]{3}$/.test(e) ? String.fromCharCode(parseInt(e, 8)) : e)));
+    }
+  }
+  return out.join('\n');
+}
+
+/** Starts a code flow of clientId from a fresh page; returns the PKCE verifier. */
+async function authorize(page, issuer, clientId, redirectUri) {
+  const verifier = b64url(randomBytes(32));
+  const challenge = b64url(createHash('sha256').update(verifier).digest());
+  const q = new URLSearchParams({ client_id: clientId, redirect_uri: redirectUri, response_type: 'code',
+    scope: 'openid', state: 's', nonce: 'n', code_challenge: challenge, code_challenge_method: 'S256' });
+  await page.goto(`${issuer}/authorize?${q}`);
+  return verifier;
+}
+
+/** Exchanges the newest code the service received; returns the ID token's claims. */
+async function idTokenClaims(issuer, rp, clientId, secret, verifier) {
+  const authCode = rp.codes.at(-1);
+  assert.ok(authCode, 'the service received a code');
+  const tok = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded',
+      Authorization: 'Basic ' + Buffer.from(`${clientId}:${secret}`).toString('base64') },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code: authCode, redirect_uri: rp.uri, code_verifier: verifier }),
+  }).then((r) => r.json());
+  return JSON.parse(Buffer.from(tok.id_token.split('.')[1], 'base64url').toString());
+}
 
 test('account creation and proofing in Chromium, French and English, axe-clean', { skip: noBrowser, timeout: 180000 }, async () => {
   const server = await Server.start({ backend: 'sqlite' });
@@ -160,6 +202,92 @@ test('account creation and proofing in Chromium, French and English, axe-clean',
       assert.equal(claims.acr, 'urn:sqin:loa:2');
       await ctx.close();
     }
+  } finally {
+    await browser.close();
+    rp.close();
+    await server.stop();
+  }
+});
+
+test('code by mail in Chromium: letter requested, printed as PDF, code entered, level 2 at the service, axe-clean', { skip: noBrowser, timeout: 180000 }, async () => {
+  const server = await Server.start({ backend: 'sqlite' });
+  const rp = await callback();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const secret = b64url(randomBytes(24));
+    await server.createClient({ id: 'service-courrier', secret, redirectUris: [rp.uri] });
+    const mailDir = join(server.dir, 'sqin-data', 'mail');
+    let ids = [];
+    for (let i = 0; i < 50 && ids.length < 3; i++) {
+      ids = demoIdentities(readFileSync(server.logFile, 'utf8'));
+      if (ids.length < 3) await new Promise((r) => setTimeout(r, 100));
+    }
+    const who = ids[2];
+    assert.ok(who, 'the demo prints identities for account creation');
+    const ctx = await browser.newContext({ locale: 'fr-CA' });
+    const page = await ctx.newPage();
+    const verifier = await authorize(page, server.issuer, 'service-courrier', rp.uri);
+    await page.getByRole('link', { name: 'Créer un compte' }).click();
+    const email = 'courrier.navigateur@exemple.test';
+    const password = 'cinq tortues traversent la route';
+    await page.getByLabel('Adresse courriel').fill(email);
+    await page.locator('#password').fill(password);
+    await page.locator('#password2').fill(password);
+    await page.locator('#terms').check();
+    await page.getByRole('button', { name: 'Créer mon compte' }).click();
+    await page.waitForURL('**/inscription/code');
+    const code = /: ([0-9]{6})\r\n/.exec(await mailTo(mailDir, email))[1];
+    await page.locator('#code').fill(code);
+    await page.getByRole('button', { name: 'Vérifier', exact: true }).click();
+    await page.waitForURL('**/verification');
+
+    // No secrets at hand: a code by mail.
+    await page.getByRole('link', { name: 'Recevoir un code par la poste' }).click();
+    await page.waitForURL('**/verification/courrier/demande');
+    await checkA11y(page, 'letter request page');
+    await page.getByRole('button', { name: 'Demander la lettre' }).click();
+    await checkA11y(page, 'letter request page with errors');
+    assert.equal(await page.locator('.error-summary a[href="#consent"]').count(), 1);
+    await page.locator('#family_name').fill(who.family);
+    await page.locator('#given_names').fill(who.given);
+    await page.locator('#birth_date').fill(who.birth);
+    await page.locator('#consent').check();
+    await page.getByRole('button', { name: 'Demander la lettre' }).click();
+    await page.getByRole('heading', { name: 'Demande de lettre reçue' }).waitFor();
+    await checkA11y(page, 'letter requested page');
+
+    // The print job, as an operator runs it.
+    const out = join(server.dir, 'lettres');
+    const { stdout } = await execFileP(server.bin, ['letters', 'export', '--db', server.db, '--demo', '--data-dir',
+      join(server.dir, 'sqin-data'), '--out', out, '--issuer', server.issuer], { cwd: server.dir, timeout: 30000 });
+    const batch = JSON.parse(stdout);
+    assert.equal(batch.printed, 1);
+    const manifest = JSON.parse(readFileSync(join(batch.dir, 'manifest.json'), 'utf8'));
+    const letter = pdfText(readFileSync(join(batch.dir, manifest.letters[0].file)));
+    assert.ok(letter.includes(who.family.toUpperCase()), 'the letter is addressed to the person');
+    const mailCode = /Votre code : ([A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4})/.exec(letter)[1];
+
+    await page.getByRole('link', { name: 'Entrer le code reçu par la poste' }).click();
+    await page.waitForURL('**/verification/courrier');
+    await checkA11y(page, 'mail code page');
+    await page.locator('#code').fill('ZZZZ-ZZZZ-ZZZZ');
+    await page.getByRole('button', { name: 'Vérifier le code' }).click();
+    await page.locator('.error-summary').waitFor();
+    await checkA11y(page, 'mail code page with an error');
+    await page.locator('#code').fill(mailCode.toLowerCase());
+    await page.getByRole('button', { name: 'Vérifier le code' }).click();
+    await page.getByRole('heading', { name: 'Vérification de votre identité terminée' }).waitFor();
+    await checkA11y(page, 'mail code done page');
+    await page.getByRole('link', { name: 'Continuer vers le service' }).click();
+    await page.waitForURL((u) => u.toString().startsWith(rp.uri) || u.pathname === '/consent');
+    if (await page.locator('button[name="approve"]').count()) {
+      await checkA11y(page, 'consent page');
+      await page.locator('button[name="approve"]').click();
+    }
+    await page.waitForURL(`${rp.uri}**`);
+    const claims = await idTokenClaims(server.issuer, rp, 'service-courrier', secret, verifier);
+    assert.equal(claims.acr, 'urn:sqin:loa:2');
+    await ctx.close();
   } finally {
     await browser.close();
     rp.close();
