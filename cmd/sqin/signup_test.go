@@ -392,26 +392,6 @@ func (b *browser) followForCode(next string) string {
 	return ""
 }
 
-// signInForCode follows a sign-in link to the client's redirect and
-// returns the code.
-func (b *browser) signInForCode(next, email string) string {
-	b.t.Helper()
-	_, page, _ := b.get(next)
-	status, _, h := b.submit(page, "/login", url.Values{"username": {email}, "password": {testPassword}})
-	for i := 0; i < 5 && status/100 == 3; i++ {
-		loc := h.Get("Location")
-		if u, _ := url.Parse(loc); u != nil && u.Query().Get("code") != "" {
-			return u.Query().Get("code")
-		}
-		status, page, h = b.get(loc)
-		if status == http.StatusOK && strings.Contains(page, `name="approve"`) {
-			status, _, h = b.submit(page, "/consent", url.Values{"approve": {"yes"}})
-		}
-	}
-	b.t.Fatalf("no code after sign-in: %d %s", status, h.Get("Location"))
-	return ""
-}
-
 func idTokenACR(t *testing.T, base, clientID, secret, redirect, code, verifier string) string {
 	t.Helper()
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
