@@ -44,45 +44,37 @@ func (p *Provider) authenticateClient(r *http.Request, form url.Values, endpoint
 }
 
 // authenticate is authenticateClient followed by checkDPoP for the token
-// and PAR endpoints, with the FAPI 2.0 rule on the client's method: the
-// client assertion's jti and the proof's jti, both verified first, are
-// recorded with one statement. A request whose proof fails still spends
-// its assertion, as when the two were recorded one after the other.
-func (p *Provider) authenticate(r *http.Request, form url.Values, endpoint string) (*sqin.Client, *dpopProof, error) {
+// and PAR endpoints, with the FAPI 2.0 rule on the client's method. It
+// returns the replay-cache keys of the client assertion's jti and the
+// proof's jti, both verified, for the request's write to record in its own
+// transaction (store.Grants.RedeemCode); a request that makes no write, or
+// fails before it, records them with spend. When the proof fails, the
+// assertion's jti is recorded at once: a request whose proof fails still
+// spends its assertion.
+func (p *Provider) authenticate(r *http.Request, form url.Values, endpoint string) (*sqin.Client, *dpopProof, []store.OnceKey, error) {
 	ctx := r.Context()
 	c, once, err := p.identifyClient(r, form, endpoint)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	var keys []store.OnceKey
+	if once != nil {
+		keys = append(keys, *once)
 	}
 	if c.FAPI2() && c.AuthMethod != sqin.AuthPrivateKey {
-		return nil, nil, oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
+		return nil, nil, nil, oerr(errInvalidClient, "FAPI 2.0 clients must authenticate with private_key_jwt")
 	}
 	proof, err := p.verifyDPoP(r, endpoint, "")
 	if err != nil {
-		if once != nil {
-			if err := p.useOnce(ctx, *once); err != nil {
-				return nil, nil, err
-			}
-		}
-		return nil, nil, err
-	}
-	var keys [2]store.OnceKey
-	n := 0
-	if once != nil {
-		keys[n] = *once
-		n++
+		return nil, nil, nil, p.spend(ctx, keys, err)
 	}
 	if proof != nil {
-		keys[n] = proof.once
-		n++
+		keys = append(keys, proof.once)
 	}
-	if err := p.useOnce(ctx, keys[:n]...); err != nil {
-		return nil, nil, err
-	}
-	return c, proof, nil
+	return c, proof, keys, nil
 }
 
-// Prefixes of the replay cache's keys.
+// Prefixes of the replay-cache keys.
 const (
 	assertionKeyPrefix = "client-assertion:"
 	dpopKeyPrefix      = "dpop:"
@@ -99,6 +91,22 @@ func (p *Provider) useOnce(ctx context.Context, keys ...store.OnceKey) error {
 	if err != nil {
 		return fmt.Errorf("oidc: record single-use identifiers: %w", err)
 	}
+	return replayError(replays)
+}
+
+// spend records the keys of a request that ends with err before a write
+// recorded them: a replayed key's error wins over err, as the keys are
+// checked before anything else the request asks.
+func (p *Provider) spend(ctx context.Context, keys []store.OnceKey, err error) error {
+	if rerr := p.useOnce(ctx, keys...); rerr != nil {
+		return rerr
+	}
+	return err
+}
+
+// replayError is the error of a request whose replay-cache keys replays
+// were already recorded; nil when there are none.
+func replayError(replays []string) error {
 	if slices.ContainsFunc(replays, func(k string) bool { return strings.HasPrefix(k, assertionKeyPrefix) }) {
 		return oerr(errInvalidClient, "client_assertion jti was already used")
 	}
@@ -106,6 +114,19 @@ func (p *Provider) useOnce(ctx context.Context, keys ...store.OnceKey) error {
 		return dpopError(errInvalidDPoP, "DPoP proof jti was already used")
 	}
 	return nil
+}
+
+// spentError maps the *store.ReplayedKeys of a write that was given the
+// request's keys to the request's error; other errors are returned as they
+// are.
+func spentError(err error) error {
+	var rk *store.ReplayedKeys
+	if errors.As(err, &rk) {
+		if rerr := replayError(rk.Keys); rerr != nil {
+			return rerr
+		}
+	}
+	return err
 }
 
 // identifyClient authenticates the client; for private_key_jwt it returns

@@ -38,16 +38,30 @@ func (p *Provider) par(r *http.Request) (*parResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, proof, err := p.authenticate(r, form, p.endpointURL("/par"))
+	c, proof, once, err := p.authenticate(r, form, p.endpointURL("/par"))
 	if err != nil {
 		return nil, err
 	}
+	req, err := p.pushed(r, form, c, proof)
+	if err != nil {
+		return nil, p.spend(ctx, once, err)
+	}
+	// The request and the jti of its assertion and proof, in one write.
+	if err := p.st.PushAuthRequest(ctx, req, once, p.now()); err != nil {
+		return nil, spentError(err)
+	}
+	return &parResponse{RequestURI: requestURIPrefix + req.ID, ExpiresIn: int(p.cfg.PARTTL.Seconds())}, nil
+}
+
+// pushed validates a pushed authorization request of client c.
+func (p *Provider) pushed(r *http.Request, form url.Values, c *sqin.Client, proof *dpopProof) (*sqin.AuthRequest, error) {
 	if form.Has("request_uri") {
 		return nil, oerr(errInvalidRequest, "request_uri is not allowed in a pushed authorization request")
 	}
 	q := form
 	if raw := form.Get("request"); raw != "" {
-		if q, err = p.requestObject(ctx, c, raw); err != nil {
+		var err error
+		if q, err = p.requestObject(r.Context(), c, raw); err != nil {
 			return nil, err
 		}
 	}
@@ -65,10 +79,7 @@ func (p *Provider) par(r *http.Request) (*parResponse, error) {
 	}
 	req.Pushed = true
 	req.ExpiresAt = req.CreatedAt.Add(p.cfg.PARTTL)
-	if err := p.st.CreateAuthRequest(ctx, req); err != nil {
-		return nil, err
-	}
-	return &parResponse{RequestURI: requestURIPrefix + req.ID, ExpiresIn: int(p.cfg.PARTTL.Seconds())}, nil
+	return req, nil
 }
 
 // withoutAuthParams drops client authentication parameters, which are not

@@ -17,6 +17,7 @@ import (
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/keys"
+	"github.com/sqin/sqin/internal/store"
 )
 
 type tokenResponse struct {
@@ -59,29 +60,37 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	if gt == "" {
 		return oerr(errInvalidRequest, "grant_type is missing")
 	}
-	c, proof, err := p.authenticate(r, form, p.endpointURL("/token"))
+	ctx := r.Context()
+	c, proof, once, err := p.authenticate(r, form, p.endpointURL("/token"))
 	if err != nil {
 		return err
 	}
 	if proof == nil && (c.RequireDPoP || c.FAPI2()) {
-		return oerr(errInvalidDPoP, "this client must send a DPoP proof with every token request")
+		return p.spend(ctx, once, oerr(errInvalidDPoP, "this client must send a DPoP proof with every token request"))
 	}
 	switch gt {
 	case sqin.GrantAuthorizationCode, sqin.GrantRefreshToken, sqin.GrantClientCredentials:
 		if !c.HasGrant(gt) {
-			return oerr(errUnauthorizedClient, "client may not use grant type "+gt)
+			return p.spend(ctx, once, oerr(errUnauthorizedClient, "client may not use grant type "+gt))
 		}
 	default:
-		return oerr(errUnsupportedGrant, "grant type "+gt+" is not supported")
+		return p.spend(ctx, once, oerr(errUnsupportedGrant, "grant type "+gt+" is not supported"))
 	}
 	var resp *tokenResponse
 	switch gt {
 	case sqin.GrantAuthorizationCode:
-		resp, err = p.exchangeCode(r.Context(), c, form, proof)
+		// The code's redemption records the request's jti (assertion,
+		// proof) in its transaction, as the refresh token's rotation does.
+		resp, err = p.exchangeCode(ctx, c, form, proof, once)
 	case sqin.GrantRefreshToken:
-		resp, err = p.refresh(r.Context(), c, form, proof)
+		resp, err = p.refresh(ctx, c, form, proof, once)
 	case sqin.GrantClientCredentials:
-		resp, err = p.clientCredentials(r.Context(), c, form, proof)
+		// No write of its own: the jti are recorded before the token and
+		// its event exist.
+		if err := p.useOnce(ctx, once...); err != nil {
+			return err
+		}
+		resp, err = p.clientCredentials(ctx, c, form, proof)
 	}
 	if err != nil {
 		return err
@@ -113,41 +122,53 @@ func VerifySecret(stored, secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(secretDigest(parts[1], secret)), []byte(parts[2])) == 1
 }
 
-func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {
+func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof, once []store.OnceKey) (*tokenResponse, error) {
 	code, verifier, redirectURI := form.Get("code"), form.Get("code_verifier"), form.Get("redirect_uri")
-	if code == "" || len(code) > 256 {
-		return nil, oerr(errInvalidRequest, "code is missing")
+	switch {
+	case code == "" || len(code) > 256:
+		return nil, p.spend(ctx, once, oerr(errInvalidRequest, "code is missing"))
+	case verifier == "":
+		return nil, p.spend(ctx, once, oerr(errInvalidRequest, "code_verifier is required (PKCE)"))
+	case !pkceVerifierRE.MatchString(verifier):
+		return nil, p.spend(ctx, once, oerr(errInvalidRequest, "code_verifier is malformed"))
 	}
-	if verifier == "" {
-		return nil, oerr(errInvalidRequest, "code_verifier is required (PKCE)")
-	}
-	if !pkceVerifierRE.MatchString(verifier) {
-		return nil, oerr(errInvalidRequest, "code_verifier is malformed")
-	}
+	// Everything the transaction needs that does not depend on the code is
+	// computed before it: on SQLite it holds the one writer.
 	now := p.now().UTC()
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	codeHash := keys.Hash(code)
+	var refresh, refreshHash string
+	if c.HasGrant(sqin.GrantRefreshToken) {
+		refresh = keys.Random(32)
+		refreshHash = keys.Hash(refresh)
+	}
 	var grant *sqin.Grant
 	var cr *claimsRequest
-	var refresh, nonce string
+	var holder store.Holder
+	var nonce string
 	if p.auditing() {
 		// token.issued is added inside issue: it commits with the
 		// redemption or not at all.
 		ctx = audit.Recorder(ctx)
 	}
-	err := p.st.ExchangeCode(ctx, keys.Hash(code), now, func(ac *sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error) {
+	err := p.st.RedeemCode(ctx, codeHash, now, once, c.SectorID(), func(ac *sqin.AuthCode, h store.Holder) (*sqin.Grant, *sqin.RefreshToken, error) {
 		if ac.ClientID != c.ID {
 			return nil, nil, oerr(errInvalidGrant, "code was issued to another client")
 		}
 		if ac.RedirectURI != redirectURI {
 			return nil, nil, oerr(errInvalidGrant, "redirect_uri does not match the authorization request")
 		}
-		sum := sha256.Sum256([]byte(verifier))
-		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(ac.CodeChallenge)) != 1 {
+		if subtle.ConstantTimeCompare([]byte(challenge), []byte(ac.CodeChallenge)) != 1 {
 			return nil, nil, oerr(errInvalidGrant, "code_verifier does not match the code_challenge")
 		}
 		if ac.DPoPJKT != "" && (proof == nil || proof.jkt != ac.DPoPJKT) {
 			return nil, nil, oerr(errInvalidGrant, "the code is bound to another DPoP key")
 		}
-		nonce = ac.Nonce
+		if err := usableHolder(h); err != nil {
+			return nil, nil, err
+		}
+		holder, nonce = h, ac.Nonce
 		offline := slices.Contains(ac.Scopes, "offline_access") && c.HasGrant(sqin.GrantRefreshToken)
 		grant = &sqin.Grant{ID: ac.GrantID, ClientID: c.ID, AccountID: ac.AccountID, SessionID: ac.SessionID,
 			Scopes: ac.Scopes, Claims: ac.Claims, LoA: ac.LoA, AMR: ac.AMR, AuthTime: ac.AuthTime,
@@ -159,13 +180,12 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 		}
 		if offline {
 			grant.ExpiresAt = now.Add(p.cfg.OfflineTTL)
-		} else {
+		} else if slices.Contains(grant.Scopes, "offline_access") {
 			grant.Scopes = slices.DeleteFunc(slices.Clone(grant.Scopes), func(s string) bool { return s == "offline_access" })
 		}
 		var rt *sqin.RefreshToken
-		if c.HasGrant(sqin.GrantRefreshToken) {
-			refresh = keys.Random(32)
-			rt = &sqin.RefreshToken{Hash: keys.Hash(refresh), GrantID: grant.ID, ClientID: c.ID,
+		if refreshHash != "" {
+			rt = &sqin.RefreshToken{Hash: refreshHash, GrantID: grant.ID, ClientID: c.ID,
 				CreatedAt: now, ExpiresAt: grant.ExpiresAt}
 		}
 		cr, _, _ = parseClaimsRequest(grant.Claims)
@@ -178,8 +198,21 @@ func (p *Provider) exchangeCode(ctx context.Context, c *sqin.Client, form url.Va
 		p.auditReplay(ctx, c, err, "code")
 		return nil, grantError(err, "code")
 	}
-	return p.userTokens(ctx, c, grant, cr, nonce, refresh, grant.Scopes, true, proof)
+	return p.userTokens(ctx, c, grant, cr, holder, nonce, refresh, grant.Scopes, true, proof)
 }
+
+// usableHolder refuses tokens for an account that is missing or locked.
+func usableHolder(h store.Holder) error {
+	switch {
+	case h.Account == nil:
+		return oerr(errInvalidGrant, "the account no longer exists")
+	case h.Account.Locked:
+		return errLocked
+	}
+	return nil
+}
+
+var errLocked = oerr(errInvalidGrant, "the account is locked")
 
 // addIssued records, inside the store callback that decides it, the
 // token.issued event of a citizen's grant: the claims the grant releases
@@ -204,10 +237,14 @@ func (p *Provider) auditReplay(ctx context.Context, c *sqin.Client, err error, w
 	}
 }
 
-// grantError maps store errors on codes and refresh tokens to invalid_grant.
+// grantError maps store errors on codes and refresh tokens to invalid_grant,
+// and replayed jti of the request to their error.
 func grantError(err error, what string) error {
 	var oe *oauthError
+	var rk *store.ReplayedKeys
 	switch {
+	case errors.As(err, &rk):
+		return spentError(err)
 	case errors.As(err, &oe):
 		return oe
 	case errors.Is(err, sqin.ErrNotFound):
@@ -222,23 +259,29 @@ func grantError(err error, what string) error {
 	return err
 }
 
-func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {
+func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof, once []store.OnceKey) (*tokenResponse, error) {
 	token := form.Get("refresh_token")
 	if token == "" || len(token) > 256 {
-		return nil, oerr(errInvalidRequest, "refresh_token is missing")
+		return nil, p.spend(ctx, once, oerr(errInvalidRequest, "refresh_token is missing"))
 	}
 	var scopes []string
 	if s := form.Get("scope"); s != "" {
 		scopes = dedupe(strings.Fields(s))
 	}
+	// Everything the rotation needs that does not depend on the token is
+	// computed before its transaction (on SQLite it holds the one writer).
 	now := p.now().UTC()
+	tokenHash := keys.Hash(token)
+	next := keys.Random(32)
+	nextHash := keys.Hash(next)
 	var grant *sqin.Grant
 	var cr *claimsRequest
-	next := keys.Random(32)
+	var holder store.Holder
+	locked := false
 	if p.auditing() {
 		ctx = audit.Recorder(ctx)
 	}
-	err := p.st.RotateRefreshToken(ctx, keys.Hash(token), now, func(rt *sqin.RefreshToken, g *sqin.Grant) (*sqin.RefreshToken, error) {
+	err := p.st.RotateRefresh(ctx, tokenHash, now, once, c.SectorID(), func(rt *sqin.RefreshToken, g *sqin.Grant, h store.Holder) (*sqin.RefreshToken, error) {
 		if rt.ClientID != c.ID {
 			return nil, oerr(errInvalidGrant, "refresh token was issued to another client")
 		}
@@ -250,7 +293,11 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values,
 				return nil, oerr(errInvalidScope, "scope "+s+" exceeds the original grant")
 			}
 		}
-		grant = g
+		if err := usableHolder(h); err != nil {
+			locked = err == errLocked
+			return nil, err
+		}
+		grant, holder = g, h
 		cr, _, _ = parseClaimsRequest(g.Claims)
 		if p.auditing() {
 			issued := scopes
@@ -259,8 +306,12 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values,
 			}
 			p.addIssued(ctx, c, g, cr, sqin.GrantRefreshToken, issued)
 		}
-		return &sqin.RefreshToken{Hash: keys.Hash(next), GrantID: g.ID, ClientID: c.ID, CreatedAt: now, ExpiresAt: g.ExpiresAt}, nil
+		return &sqin.RefreshToken{Hash: nextHash, GrantID: g.ID, ClientID: c.ID, CreatedAt: now, ExpiresAt: g.ExpiresAt}, nil
 	})
+	if locked {
+		// A locked account's grant dies: every token of the family.
+		p.revokeLocked(ctx, c, tokenHash)
+	}
 	if err != nil {
 		p.auditReplay(ctx, c, err, "refresh token")
 		return nil, grantError(err, "refresh token")
@@ -272,33 +323,35 @@ func (p *Provider) refresh(ctx context.Context, c *sqin.Client, form url.Values,
 	if scopes == nil {
 		scopes = grant.Scopes
 	}
-	return p.userTokens(ctx, c, grant, cr, "", next, scopes, idToken, proof)
+	return p.userTokens(ctx, c, grant, cr, holder, "", next, scopes, idToken, proof)
+}
+
+// revokeLocked revokes, with its token.revoked event, the grant of a
+// refresh token refused because its account is locked.
+func (p *Provider) revokeLocked(ctx context.Context, c *sqin.Client, tokenHash string) {
+	rt, err := p.st.GetRefreshToken(ctx, tokenHash)
+	if err != nil {
+		p.logErr(ctx, "oidc: the refresh token of a locked account", err)
+		return
+	}
+	if p.auditing() {
+		ctx, err = p.withRevoked(ctx, c, rt.GrantID, true, "account locked")
+		if err != nil {
+			p.logErr(ctx, "oidc: audit the revocation of a locked account's grant", err)
+			return
+		}
+	}
+	if err := p.st.RevokeGrant(ctx, rt.GrantID, p.now()); err != nil {
+		p.logErr(ctx, "oidc: revoke the grant of a locked account", err)
+	}
 }
 
 // userTokens builds the access token and, with idToken, the ID token for
-// a grant whose claims request is cr.
-func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, cr *claimsRequest, nonce, refresh string, scopes []string, idToken bool, proof *dpopProof) (*tokenResponse, error) {
-	// The account and the sub its public body knew it by before SQIN, in
-	// one read.
-	acct, legacy, err := p.st.GetAccountSubject(ctx, g.AccountID, c.SectorID())
-	if err != nil {
-		return nil, err
-	}
-	if acct.Locked {
-		// The grant and its event committed before the account was read:
-		// its revocation is recorded too.
-		if p.auditing() {
-			e := p.clientEvent(ctx, audit.TokenRevoked, c, g.AccountID)
-			e.Detail = "account locked"
-			ctx = audit.With(ctx, e)
-		}
-		if err := p.st.RevokeGrant(ctx, g.ID, p.now()); err != nil {
-			p.logErr(ctx, "oidc: revoke the grant of a locked account", err)
-		}
-		return nil, oerr(errInvalidGrant, "the account is locked")
-	}
+// a grant whose claims request is cr, held by h (read with the grant).
+func (p *Provider) userTokens(ctx context.Context, c *sqin.Client, g *sqin.Grant, cr *claimsRequest, h store.Holder, nonce, refresh string, scopes []string, idToken bool, proof *dpopProof) (*tokenResponse, error) {
+	acct := h.Account
 	now := p.now()
-	sub := p.subjectOf(c, acct.ID, legacy)
+	sub := p.subjectOf(c, acct.ID, h.Legacy)
 	at, tokenType, err := p.accessToken(ctx, c, sub, g.ID, scopes, g, now, proof)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,13 @@ const grantCols = `id, client_id, account_id, session_id, scopes, claims, loa, a
 
 const refreshCols = `hash, grant_id, client_id, created_at, expires_at, used_at`
 
+// grantOrEmptyCols are grantCols of a LEFT JOIN (grants g): a missing
+// grant reads as an empty ID.
+const grantOrEmptyCols = `COALESCE(g.id, ''), COALESCE(g.client_id, ''), COALESCE(g.account_id, ''),
+	COALESCE(g.session_id, ''), COALESCE(g.scopes, ''), COALESCE(g.claims, ''), COALESCE(g.loa, 0),
+	COALESCE(g.amr, ''), COALESCE(g.auth_time, 0), COALESCE(g.offline, FALSE), COALESCE(g.created_at, 0),
+	COALESCE(g.expires_at, 0), COALESCE(g.revoked_at, 0), COALESCE(g.dpop_jkt, '')`
+
 var (
 	qCreateCode = insertQuery("auth_codes", codeCols)
 	// qUseCode marks a usable code used: of concurrent exchanges, one
@@ -42,11 +49,7 @@ var (
 	qUseRefreshGrant = newQuery(`WITH u AS (UPDATE refresh_tokens SET used_at = ?
 		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
 		RETURNING ` + refreshCols + `)
-	SELECT ` + prefixCols("u.", refreshCols) + `,
-	COALESCE(g.id, ''), COALESCE(g.client_id, ''), COALESCE(g.account_id, ''), COALESCE(g.session_id, ''),
-	COALESCE(g.scopes, ''), COALESCE(g.claims, ''), COALESCE(g.loa, 0), COALESCE(g.amr, ''),
-	COALESCE(g.auth_time, 0), COALESCE(g.offline, FALSE), COALESCE(g.created_at, 0), COALESCE(g.expires_at, 0),
-	COALESCE(g.revoked_at, 0), COALESCE(g.dpop_jkt, '')
+	SELECT ` + prefixCols("u.", refreshCols) + `, ` + grantOrEmptyCols + `
 	FROM u LEFT JOIN grants g ON g.id = u.grant_id`)
 	qRevokeToken  = newQuery(`INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`)
 	qTokenRevoked = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)`)
@@ -66,14 +69,6 @@ func (db *DB) CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error {
 	return wrap(op, err)
 }
 
-func scanCode(s scanner) (*sqin.AuthCode, error) {
-	c := new(sqin.AuthCode)
-	err := s.Scan(&c.Hash, &c.ClientID, &c.AccountID, &c.SessionID, &c.RedirectURI, &c.Nonce, strs{&c.Scopes},
-		&c.Claims, &c.CodeChallenge, num(&c.LoA), strs{&c.AMR}, millis{&c.AuthTime}, &c.GrantID,
-		millis{&c.ExpiresAt}, millis{&c.UsedAt}, &c.DPoPJKT)
-	return c, err
-}
-
 // ExchangeCode redeems a code in one transaction. A missing code is
 // sqin.ErrNotFound; a code already used has its grant revoked (committed)
 // and returns sqin.ErrReplay, even when it has also expired; an expired one
@@ -84,58 +79,126 @@ func scanCode(s scanner) (*sqin.AuthCode, error) {
 // written.
 func (db *DB) ExchangeCode(ctx context.Context, codeHash string, now time.Time,
 	issue func(*sqin.AuthCode) (*sqin.Grant, *sqin.RefreshToken, error)) error {
-	const op = "sqlstore.ExchangeCode"
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return wrap(op, err)
-	}
-	defer db.rollback(ctx, tx)
-	at := ms(now)
-	c, err := scanCode(tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at))
-	if errors.Is(err, sql.ErrNoRows) {
-		return db.unusable(ctx, tx, op, qCodeState, codeHash, at)
-	}
-	if err != nil {
-		return wrap(op, err)
-	}
-	g, rt, err := issue(c)
-	if err != nil {
-		return err
-	}
-	if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
-		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
-	}
-	if err := db.createGrant(ctx, tx, op, g); err != nil {
-		return wrap(op, err)
-	}
-	if rt != nil {
-		if err := db.createRefresh(ctx, tx, rt); err != nil {
-			return wrap(op, err)
+	return db.exchange(ctx, "sqlstore.ExchangeCode", codeHash, now, nil, false, "",
+		func(c *sqin.AuthCode, _ store.Holder) (*sqin.Grant, *sqin.RefreshToken, error) { return issue(c) })
+}
+
+// RedeemCode is ExchangeCode that first records once and reads the code's
+// holder (account and legacy sub of sector) for issue, in the same
+// transaction; see store.Grants.RedeemCode.
+func (db *DB) RedeemCode(ctx context.Context, codeHash string, now time.Time, once []store.OnceKey, sector string,
+	issue func(*sqin.AuthCode, store.Holder) (*sqin.Grant, *sqin.RefreshToken, error)) error {
+	return db.exchange(ctx, "sqlstore.RedeemCode", codeHash, now, once, true, sector, issue)
+}
+
+// holderCols are an account's columns (accounts a) and the legacy sub
+// (legacy_subjects l) of a LEFT JOIN: a missing account reads as an empty
+// ID, a missing legacy sub as "".
+const holderCols = `COALESCE(a.id, ''), COALESCE(a.email, ''), COALESCE(a.email_verified, FALSE),
+	COALESCE(a.password_hash, ''), COALESCE(a.loa, 0), COALESCE(a.person_id, ''), COALESCE(a.locale, ''),
+	COALESCE(a.locked, FALSE), COALESCE(a.created_at, 0), COALESCE(a.updated_at, 0), COALESCE(l.sub, '')`
+
+var (
+	// qUseCodeHolder is qUseCode with the code's holder, in one round trip
+	// on PostgreSQL (SQLite has no UPDATE in a WITH clause).
+	qUseCodeHolder = newQuery(`WITH u AS (UPDATE auth_codes SET used_at = ?
+		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		RETURNING ` + codeCols + `)
+	SELECT ` + prefixCols("u.", codeCols) + `, ` + holderCols + `
+	FROM u LEFT JOIN accounts a ON a.id = u.account_id
+	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = u.account_id`)
+	// qHolder reads an account's holder columns (SQLite, in the write
+	// transaction).
+	qHolder = newQuery(`SELECT ` + holderCols + ` FROM (SELECT 1) LEFT JOIN accounts a ON a.id = ?
+	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = a.id`)
+)
+
+// holderDest returns the scan destinations of holderCols and a function
+// that builds the holder once scanned.
+func holderDest() ([]any, func() store.Holder) {
+	a := new(sqin.Account)
+	var legacy string
+	dest := []any{&a.ID, &a.Email, &a.EmailVerified, &a.PasswordHash, num(&a.LoA), &a.PersonID, &a.Locale,
+		&a.Locked, millis{&a.CreatedAt}, millis{&a.UpdatedAt}, &legacy}
+	return dest, func() store.Holder {
+		h := store.Holder{Legacy: legacy}
+		if a.ID != "" {
+			h.Account = a
 		}
+		return h
 	}
-	return wrap(op, db.commit(ctx, tx))
+}
+
+func codeDest(c *sqin.AuthCode) []any {
+	return []any{&c.Hash, &c.ClientID, &c.AccountID, &c.SessionID, &c.RedirectURI, &c.Nonce, strs{&c.Scopes},
+		&c.Claims, &c.CodeChallenge, num(&c.LoA), strs{&c.AMR}, millis{&c.AuthTime}, &c.GrantID,
+		millis{&c.ExpiresAt}, millis{&c.UsedAt}, &c.DPoPJKT}
+}
+
+// exchange is ExchangeCode and RedeemCode: once recorded first, the holder
+// read when withHolder.
+func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, once []store.OnceKey,
+	withHolder bool, sector string, issue func(*sqin.AuthCode, store.Holder) (*sqin.Grant, *sqin.RefreshToken, error)) error {
+	at := ms(now)
+	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+		c := new(sqin.AuthCode)
+		var h store.Holder
+		var err error
+		switch {
+		case withHolder && db.dialect == Postgres:
+			hd, holder := holderDest()
+			err = tx.QueryRowContext(ctx, db.sql(qUseCodeHolder), at, codeHash, at, sector).Scan(append(codeDest(c), hd...)...)
+			h = holder()
+		default:
+			err = tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at).Scan(codeDest(c)...)
+			if err == nil && withHolder {
+				hd, holder := holderDest()
+				err = tx.QueryRowContext(ctx, db.sql(qHolder), c.AccountID, sector).Scan(hd...)
+				h = holder()
+			}
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return db.unusable(ctx, tx, op, qCodeState, codeHash, at)
+		}
+		if err != nil {
+			return false, wrap(op, err)
+		}
+		g, rt, err := issue(c, h)
+		if err != nil {
+			return false, err
+		}
+		if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
+			return false, &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
+		}
+		if err := db.createGrant(ctx, tx, op, g); err != nil {
+			return false, wrap(op, err)
+		}
+		if rt != nil {
+			if err := db.createRefresh(ctx, tx, rt); err != nil {
+				return false, wrap(op, err)
+			}
+		}
+		return true, nil
+	})
 }
 
 // unusable explains why a code or refresh token could not be marked used:
-// missing, already used (then its grant is revoked and tx committed), or
-// else expired.
-func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, hash string, now int64) error {
+// missing, already used (then its grant is revoked, to be committed), or
+// else expired. It returns whether to commit and the error.
+func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, hash string, now int64) (bool, error) {
 	var usedAt int64
 	var grantID string
 	err := tx.QueryRowContext(ctx, db.sql(state), hash).Scan(&usedAt, &grantID)
 	switch {
 	case err != nil:
-		return wrap(op, err)
+		return false, wrap(op, err)
 	case usedAt != 0:
 		if _, err := tx.ExecContext(ctx, db.sql(qRevokeGrant), now, grantID); err != nil {
-			return wrap(op, err)
+			return false, wrap(op, err)
 		}
-		if err := db.commit(ctx, tx); err != nil {
-			return wrap(op, err)
-		}
-		return fail(op, sqin.ErrReplay, nil)
+		return true, fail(op, sqin.ErrReplay, nil)
 	}
-	return fail(op, sqin.ErrExpired, nil)
+	return false, fail(op, sqin.ErrExpired, nil)
 }
 
 func (db *DB) createGrant(ctx context.Context, tx *sql.Tx, op string, g *sqin.Grant) error {
@@ -157,16 +220,12 @@ func (db *DB) createRefresh(ctx context.Context, tx *sql.Tx, t *sqin.RefreshToke
 
 func scanGrant(s scanner) (*sqin.Grant, error) {
 	g := new(sqin.Grant)
-	err := s.Scan(&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
-		strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
-		millis{&g.RevokedAt}, &g.DPoPJKT)
-	return g, err
+	return g, s.Scan(grantDest(g)...)
 }
 
 func scanRefresh(s scanner) (*sqin.RefreshToken, error) {
 	t := new(sqin.RefreshToken)
-	err := s.Scan(&t.Hash, &t.GrantID, &t.ClientID, millis{&t.CreatedAt}, millis{&t.ExpiresAt}, millis{&t.UsedAt})
-	return t, err
+	return t, s.Scan(refreshDest(t)...)
 }
 
 // RotateRefreshToken replaces a refresh token in one transaction. A missing
@@ -178,55 +237,106 @@ func scanRefresh(s scanner) (*sqin.RefreshToken, error) {
 // error from next is returned as it is, and nothing is written.
 func (db *DB) RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
 	next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error {
-	const op = "sqlstore.RotateRefreshToken"
-	tx, err := db.begin(ctx)
-	if err != nil {
-		return wrap(op, err)
-	}
-	defer db.rollback(ctx, tx)
+	return db.rotate(ctx, "sqlstore.RotateRefreshToken", tokenHash, now, nil, false, "",
+		func(t *sqin.RefreshToken, g *sqin.Grant, _ store.Holder) (*sqin.RefreshToken, error) {
+			return next(t, g)
+		})
+}
+
+// RotateRefresh is RotateRefreshToken that first records once and reads the
+// grant's holder (account and legacy sub of sector) for next, in the same
+// transaction; see store.Grants.RotateRefresh.
+func (db *DB) RotateRefresh(ctx context.Context, tokenHash string, now time.Time, once []store.OnceKey, sector string,
+	next func(*sqin.RefreshToken, *sqin.Grant, store.Holder) (*sqin.RefreshToken, error)) error {
+	return db.rotate(ctx, "sqlstore.RotateRefresh", tokenHash, now, once, true, sector, next)
+}
+
+var (
+	// qUseRefreshGrantHolder is qUseRefreshGrant with the grant's holder.
+	qUseRefreshGrantHolder = newQuery(`WITH u AS (UPDATE refresh_tokens SET used_at = ?
+		WHERE hash = ? AND used_at = 0 AND (expires_at = 0 OR expires_at > ?)
+		RETURNING ` + refreshCols + `)
+	SELECT ` + prefixCols("u.", refreshCols) + `, ` + grantOrEmptyCols + `, ` + holderCols + `
+	FROM u LEFT JOIN grants g ON g.id = u.grant_id
+	LEFT JOIN accounts a ON a.id = g.account_id
+	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = g.account_id`)
+	// qGetGrantHolder is qGetGrant with the grant's holder (SQLite).
+	qGetGrantHolder = newQuery(`SELECT ` + prefixCols("g.", grantCols) + `, ` + holderCols + `
+	FROM grants g LEFT JOIN accounts a ON a.id = g.account_id
+	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = g.account_id
+	WHERE g.id = ?`)
+)
+
+func grantDest(g *sqin.Grant) []any {
+	return []any{&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
+		strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
+		millis{&g.RevokedAt}, &g.DPoPJKT}
+}
+
+func refreshDest(t *sqin.RefreshToken) []any {
+	return []any{&t.Hash, &t.GrantID, &t.ClientID, millis{&t.CreatedAt}, millis{&t.ExpiresAt}, millis{&t.UsedAt}}
+}
+
+// rotate is RotateRefreshToken and RotateRefresh: once recorded first, the
+// holder read when withHolder.
+func (db *DB) rotate(ctx context.Context, op, tokenHash string, now time.Time, once []store.OnceKey,
+	withHolder bool, sector string, next func(*sqin.RefreshToken, *sqin.Grant, store.Holder) (*sqin.RefreshToken, error)) error {
 	at := ms(now)
-	var t *sqin.RefreshToken
-	var g *sqin.Grant
-	if db.dialect == Postgres {
-		t, g = new(sqin.RefreshToken), new(sqin.Grant)
-		err = tx.QueryRowContext(ctx, db.sql(qUseRefreshGrant), at, tokenHash, at).Scan(&t.Hash, &t.GrantID,
-			&t.ClientID, millis{&t.CreatedAt}, millis{&t.ExpiresAt}, millis{&t.UsedAt},
-			&g.ID, &g.ClientID, &g.AccountID, &g.SessionID, strs{&g.Scopes}, &g.Claims, num(&g.LoA),
-			strs{&g.AMR}, millis{&g.AuthTime}, &g.Offline, millis{&g.CreatedAt}, millis{&g.ExpiresAt},
-			millis{&g.RevokedAt}, &g.DPoPJKT)
-	} else {
-		t, err = scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return db.unusable(ctx, tx, op, qRefreshState, tokenHash, at)
-	}
-	if err != nil {
-		return wrap(op, err)
-	}
-	if g == nil {
-		g, err = scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
-	} else if g.ID == "" {
-		err = sql.ErrNoRows
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fail(op, sqin.ErrRevoked, nil)
-	case err != nil:
-		return wrap(op, err)
-	case !g.RevokedAt.IsZero() || expired(ms(g.ExpiresAt), at):
-		return fail(op, sqin.ErrRevoked, nil)
-	}
-	nt, err := next(t, g)
-	if err != nil {
-		return err
-	}
-	if nt == nil || nt.GrantID != g.ID {
-		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "next returned no token or one of another grant"}
-	}
-	if err := db.createRefresh(ctx, tx, nt); err != nil {
-		return wrap(op, err)
-	}
-	return wrap(op, db.commit(ctx, tx))
+	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+		t, g := new(sqin.RefreshToken), new(sqin.Grant)
+		var h store.Holder
+		var err error
+		if db.dialect == Postgres {
+			q, dest := qUseRefreshGrant, append(refreshDest(t), grantDest(g)...)
+			args := []any{at, tokenHash, at}
+			var holder func() store.Holder
+			if withHolder {
+				var hd []any
+				hd, holder = holderDest()
+				q, dest, args = qUseRefreshGrantHolder, append(dest, hd...), append(args, sector)
+			}
+			err = tx.QueryRowContext(ctx, db.sql(q), args...).Scan(dest...)
+			if err == nil && g.ID == "" {
+				return false, fail(op, sqin.ErrRevoked, nil)
+			}
+			if holder != nil {
+				h = holder()
+			}
+		} else {
+			t, err = scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+			if err == nil {
+				if withHolder {
+					hd, holder := holderDest()
+					err = tx.QueryRowContext(ctx, db.sql(qGetGrantHolder), sector, t.GrantID).Scan(append(grantDest(g), hd...)...)
+					h = holder()
+				} else {
+					g, err = scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
+				}
+				if errors.Is(err, sql.ErrNoRows) {
+					return false, fail(op, sqin.ErrRevoked, nil)
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return db.unusable(ctx, tx, op, qRefreshState, tokenHash, at)
+		case err != nil:
+			return false, wrap(op, err)
+		case !g.RevokedAt.IsZero() || expired(ms(g.ExpiresAt), at):
+			return false, fail(op, sqin.ErrRevoked, nil)
+		}
+		nt, err := next(t, g, h)
+		if err != nil {
+			return false, err
+		}
+		if nt == nil || nt.GrantID != g.ID {
+			return false, &sqin.Error{Code: sqin.EInternal, Op: op, Message: "next returned no token or one of another grant"}
+		}
+		if err := db.createRefresh(ctx, tx, nt); err != nil {
+			return false, wrap(op, err)
+		}
+		return true, nil
+	})
 }
 
 // GetRefreshToken returns a refresh token even when used or expired.

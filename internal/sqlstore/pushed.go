@@ -7,12 +7,46 @@ import (
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/store"
 )
 
 // qTakePushed redeems a pushed request: the DELETE is its own single-use
 // check, so a request_uri costs one write at the authorization endpoint.
 var qTakePushed = newQuery(`DELETE FROM auth_requests WHERE id = ? AND client_id = ? AND pushed = ? AND session_id = ''
 	AND (expires_at = 0 OR expires_at > ?) RETURNING ` + authRequestCols)
+
+// authRequestArgs are the arguments of qCreateAuthRequest.
+func authRequestArgs(op string, r *sqin.AuthRequest) ([]any, error) {
+	var l lists
+	args := []any{r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, l.join(r.Scopes), r.Claims,
+		r.CodeChallenge, l.join(r.Prompt), int64(r.MaxAge), r.LoginHint, r.UILocale, l.join(r.ACRValues),
+		r.ResponseMode, r.SessionID, ms(r.CreatedAt), ms(r.ExpiresAt), r.DPoPJKT, r.Pushed}
+	if l.err != nil {
+		return nil, l.invalid(op)
+	}
+	return args, nil
+}
+
+// PushAuthRequest stores a pushed request and records once, the pushing
+// request's replay-cache keys, in one transaction (see
+// store.Grants.RedeemCode for what a replay does); a taken ID is
+// sqin.ErrConflict.
+func (db *DB) PushAuthRequest(ctx context.Context, r *sqin.AuthRequest, once []store.OnceKey, now time.Time) error {
+	const op = "sqlstore.PushAuthRequest"
+	if !r.Pushed {
+		return &sqin.Error{Code: sqin.EInvalid, Op: op, Message: "the request is not a pushed one"}
+	}
+	args, err := authRequestArgs(op, r)
+	if err != nil {
+		return err
+	}
+	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+		if _, err := tx.ExecContext(ctx, db.sql(qCreateAuthRequest), args...); err != nil {
+			return false, wrap(op, err)
+		}
+		return true, nil
+	})
+}
 
 // TakePushedRequest deletes and returns the pushed request id of clientID
 // when it is unexpired at now and has no session; anything else is

@@ -90,24 +90,28 @@ func useOnceAllQuery(n int) query {
 // events when a key was a replay.
 var errReplayed = errors.New("sqlstore: replayed key")
 
-// UseOnceAll records the keys that are new or expired at now in one
-// statement and returns the others. When ctx carries audit events they are
-// committed with the keys if none is a replay; otherwise they are dropped
-// and the new keys are recorded without them.
-func (db *DB) UseOnceAll(ctx context.Context, keys []store.OnceKey, now time.Time) ([]string, error) {
-	const op = "sqlstore.UseOnceAll"
-	var replays []string
-	uniq := make([]store.OnceKey, 0, len(keys))
+// uniqueKeys splits keys into the first of each key and the repeats, which
+// are replays.
+func uniqueKeys(keys []store.OnceKey) (uniq []store.OnceKey, repeats []string) {
+	uniq = make([]store.OnceKey, 0, len(keys))
 	for _, k := range keys {
 		if slices.ContainsFunc(uniq, func(u store.OnceKey) bool { return u.Key == k.Key }) {
-			replays = append(replays, k.Key)
+			repeats = append(repeats, k.Key)
 			continue
 		}
 		uniq = append(uniq, k)
 	}
-	if len(uniq) == 0 {
-		return replays, nil
-	}
+	return uniq, repeats
+}
+
+// querier is a *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
+// recordOnce records the (distinct) keys that are new or expired at now in
+// one statement, and returns the others.
+func (db *DB) recordOnce(ctx context.Context, w querier, uniq []store.OnceKey, now time.Time) ([]string, error) {
 	q := useOnceAllQuery(len(uniq))
 	if len(uniq) <= len(useOnceAllQueries) {
 		q = useOnceAllQueries[len(uniq)-1]
@@ -117,49 +121,129 @@ func (db *DB) UseOnceAll(ctx context.Context, keys []store.OnceKey, now time.Tim
 		args = append(args, k.Key, ms(k.ExpiresAt))
 	}
 	args = append(args, ms(now))
-	recorded := make([]string, 0, len(uniq))
-	run := func(w interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	}) error {
-		recorded = recorded[:0]
-		rows, err := w.QueryContext(ctx, db.sql(q), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			recorded = append(recorded, k)
-		}
-		return rows.Err()
-	}
-	var err error
-	if audit.Pending(ctx) {
-		err = db.inTx(ctx, func(tx *sql.Tx) error {
-			if err := run(tx); err != nil {
-				return err
-			}
-			if len(recorded) < len(uniq) || len(replays) > 0 {
-				return errReplayed
-			}
-			return nil
-		})
-		if errors.Is(err, errReplayed) {
-			err = run(db.write) // the events went with the rollback
-		}
-	} else {
-		err = run(db.write)
-	}
+	rows, err := w.QueryContext(ctx, db.sql(q), args...)
 	if err != nil {
-		return nil, wrap(op, err)
+		return nil, err
 	}
+	defer rows.Close()
+	recorded := make([]string, 0, len(uniq))
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		recorded = append(recorded, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var replays []string
 	for _, k := range uniq {
 		if !slices.Contains(recorded, k.Key) {
 			replays = append(replays, k.Key)
 		}
 	}
 	return replays, nil
+}
+
+// UseOnceAll records the keys that are new or expired at now in one
+// statement and returns the others. When ctx carries audit events they are
+// committed with the keys if none is a replay; otherwise they are dropped
+// and the new keys are recorded without them.
+func (db *DB) UseOnceAll(ctx context.Context, keys []store.OnceKey, now time.Time) ([]string, error) {
+	const op = "sqlstore.UseOnceAll"
+	uniq, replays := uniqueKeys(keys)
+	if len(uniq) == 0 {
+		return replays, nil
+	}
+	var found []string
+	var err error
+	if audit.Pending(ctx) {
+		err = db.inTx(ctx, func(tx *sql.Tx) error {
+			if found, err = db.recordOnce(ctx, tx, uniq, now); err != nil {
+				return err
+			}
+			if len(found) > 0 || len(replays) > 0 {
+				return errReplayed
+			}
+			return nil
+		})
+		if errors.Is(err, errReplayed) {
+			found, err = db.recordOnce(ctx, db.write, uniq, now) // the events went with the rollback
+		}
+	} else {
+		found, err = db.recordOnce(ctx, db.write, uniq, now)
+	}
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	return append(replays, found...), nil
+}
+
+// spendTx runs change in a write transaction that first records once, a
+// request's replay-cache keys (see store.Grants.RedeemCode). change
+// returns whether to commit and the error to return after the commit (a
+// replayed code commits its grant's revocation and fails). When a key is a
+// replay the transaction is rolled back before change runs, the new keys
+// are recorded alone and the error is a *store.ReplayedKeys; when change
+// or the commit fails, the keys are recorded alone (the request spent
+// them) and its error is returned.
+func (db *DB) spendTx(ctx context.Context, op string, once []store.OnceKey, now time.Time,
+	change func(*sql.Tx) (commit bool, err error)) error {
+	uniq, repeats := uniqueKeys(once)
+	if len(repeats) > 0 {
+		audit.Take(ctx) // nothing changes
+		return db.replayed(ctx, op, uniq, now, repeats)
+	}
+	tx, err := db.begin(ctx)
+	if err != nil {
+		return db.spendAlone(ctx, uniq, now, wrap(op, err))
+	}
+	if len(uniq) > 0 {
+		replays, err := db.recordOnce(ctx, tx, uniq, now)
+		if err != nil {
+			db.rollback(ctx, tx)
+			return db.spendAlone(ctx, uniq, now, wrap(op, err))
+		}
+		if len(replays) > 0 {
+			db.rollback(ctx, tx)
+			return db.replayed(ctx, op, uniq, now, nil)
+		}
+	}
+	commit, err := change(tx)
+	if !commit {
+		db.rollback(ctx, tx)
+		return db.spendAlone(ctx, uniq, now, err)
+	}
+	if cerr := db.commit(ctx, tx); cerr != nil {
+		return db.spendAlone(ctx, uniq, now, wrap(op, cerr))
+	}
+	return err
+}
+
+// replayed records the new keys of a request that replayed others (known
+// replays: repeats) and returns the *store.ReplayedKeys it fails with.
+func (db *DB) replayed(ctx context.Context, op string, uniq []store.OnceKey, now time.Time, repeats []string) error {
+	replays := repeats
+	if len(uniq) > 0 {
+		found, err := db.recordOnce(ctx, db.write, uniq, now)
+		if err != nil {
+			return wrap(op, err)
+		}
+		replays = append(replays, found...)
+	}
+	return &sqin.Error{Code: sqin.EInvalid, Message: "single-use identifier already used", Op: op,
+		Err: &store.ReplayedKeys{Keys: replays}}
+}
+
+// spendAlone records the keys of a request that failed with err and
+// returns err (joined with the recording's error, if any).
+func (db *DB) spendAlone(ctx context.Context, uniq []store.OnceKey, now time.Time, err error) error {
+	if len(uniq) == 0 {
+		return err
+	}
+	if _, rerr := db.recordOnce(ctx, db.write, uniq, now); rerr != nil {
+		return errors.Join(err, wrap("sqlstore: record the keys of a failed request", rerr))
+	}
+	return err
 }

@@ -71,14 +71,11 @@ var (
 // CreateAuthRequest stores r; a taken ID is sqin.ErrConflict.
 func (db *DB) CreateAuthRequest(ctx context.Context, r *sqin.AuthRequest) error {
 	const op = "sqlstore.CreateAuthRequest"
-	var l lists
-	args := []any{r.ID, r.ClientID, r.RedirectURI, r.State, r.Nonce, l.join(r.Scopes), r.Claims,
-		r.CodeChallenge, l.join(r.Prompt), int64(r.MaxAge), r.LoginHint, r.UILocale, l.join(r.ACRValues),
-		r.ResponseMode, r.SessionID, ms(r.CreatedAt), ms(r.ExpiresAt), r.DPoPJKT, r.Pushed}
-	if l.err != nil {
-		return l.invalid(op)
+	args, err := authRequestArgs(op, r)
+	if err != nil {
+		return err
 	}
-	_, err := db.writeExec(ctx, qCreateAuthRequest, args...)
+	_, err = db.writeExec(ctx, qCreateAuthRequest, args...)
 	return wrap(op, err)
 }
 

@@ -16,8 +16,9 @@
 // connection keeps its prepared statements (see stmtcache.go); pgx does the
 // same on its own.
 //
-// The callbacks of ExchangeCode and RotateRefreshToken run inside the write
-// transaction and must not call the store.
+// The callbacks of ExchangeCode, RedeemCode, RotateRefreshToken and
+// RotateRefresh run inside the write transaction and must not call the
+// store.
 package sqlstore
 
 import (

@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/sqin/sqin"
@@ -64,6 +65,9 @@ type AuthRequests interface {
 	// SetAuthRequestSession records the signed-in session on the request.
 	SetAuthRequestSession(ctx context.Context, id, sessionID string) error
 	DeleteAuthRequest(ctx context.Context, id string) error
+	// PushAuthRequest stores a pushed request (r.Pushed) and records once
+	// in the same transaction, as RedeemCode does.
+	PushAuthRequest(ctx context.Context, r *sqin.AuthRequest, once []OnceKey, now time.Time) error
 	// TakePushedRequest redeems a pushed request (PAR request_uri): it
 	// deletes and returns request id when it is pushed, of clientID,
 	// unexpired at now and without a session. The delete is the single-use
@@ -96,6 +100,23 @@ type Grants interface {
 	// error is returned as it is.
 	RotateRefreshToken(ctx context.Context, tokenHash string, now time.Time,
 		next func(*sqin.RefreshToken, *sqin.Grant) (*sqin.RefreshToken, error)) error
+	// RedeemCode is ExchangeCode for a token request: in the same
+	// transaction it first records once, the request's replay-cache keys
+	// (as UseOnceAll), and it reads the code's account with its legacy sub
+	// in sector (as GetAccountSubject) for issue.
+	//
+	// When a key of once is a replay, the code is left as it is, the keys
+	// that were new are recorded, and the error is a *ReplayedKeys. When the
+	// exchange fails for another reason, or issue does, the keys are still
+	// recorded: a request's verified identifiers are spent whatever its
+	// outcome, and a request succeeds only if it recorded them itself.
+	RedeemCode(ctx context.Context, codeHash string, now time.Time, once []OnceKey, sector string,
+		issue func(*sqin.AuthCode, Holder) (*sqin.Grant, *sqin.RefreshToken, error)) error
+	// RotateRefresh is RotateRefreshToken for a token request: it records
+	// once and reads the grant's account with its legacy sub in sector for
+	// next, in its transaction, as RedeemCode does.
+	RotateRefresh(ctx context.Context, tokenHash string, now time.Time, once []OnceKey, sector string,
+		next func(*sqin.RefreshToken, *sqin.Grant, Holder) (*sqin.RefreshToken, error)) error
 	// GetRefreshToken returns a refresh token even when used or expired.
 	GetRefreshToken(ctx context.Context, tokenHash string) (*sqin.RefreshToken, error)
 	// GetGrant returns a grant even when revoked (callers check RevokedAt).
@@ -111,6 +132,23 @@ type Grants interface {
 	// registry person, as GetGrant, GetAccount and GetPerson return them.
 	// A missing grant is ErrNotFound; a missing account or person is nil.
 	GetTokenState(ctx context.Context, jti, grantID string) (*TokenState, error)
+}
+
+// Holder is the account a code or refresh token was issued for, as
+// RedeemCode and RotateRefresh read it in their transaction.
+type Holder struct {
+	Account *sqin.Account // nil when missing
+	Legacy  string        // the sub of the client's sector before SQIN; "" when none
+}
+
+// ReplayedKeys is the error (found with errors.As) of a write given
+// replay-cache keys of which some (Keys) were already recorded: it changed
+// nothing but record the keys that were new. It is not sqin.ErrReplay,
+// which names a replayed code or refresh token.
+type ReplayedKeys struct{ Keys []string }
+
+func (e *ReplayedKeys) Error() string {
+	return "single-use identifiers already used: " + strings.Join(e.Keys, ", ")
 }
 
 // TokenState is what GetTokenState reads.
