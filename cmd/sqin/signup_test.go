@@ -490,6 +490,10 @@ func TestSignupEndToEnd(t *testing.T) {
 			if next == nil || html.UnescapeString(next[1]) != "/authorize/resume?req="+req {
 				t.Fatalf("no next step to the service: %s", page)
 			}
+			// A reload shows the same way on.
+			if _, again, _ := b.get("/verification"); !strings.Contains(again, `href="`+next[1]+`"`) {
+				t.Fatalf("the page shown again does not resume the request: %s", again)
+			}
 			authCode := b.followForCode(html.UnescapeString(next[1]))
 			if acr := idTokenACR(t, srv.base, clientID, secret, redirect, authCode, verifier); acr != sqin.LoA2.ACR() {
 				t.Fatalf("acr %q, want %s", acr, sqin.LoA2.ACR())

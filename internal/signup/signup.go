@@ -597,6 +597,16 @@ func (h *Handler) handleProofing(w http.ResponseWriter, r *http.Request) {
 	d.Next = next(f)
 	if acct.LoA >= sqin.LoA2 {
 		d.Done = true
+		if h.cfg.Sessions != nil {
+			// Shown again (a reload): signed in already, the request (bound
+			// to that session when proofing ended) resumes from here.
+			if id, _ := h.cfg.Sessions.SessionAccount(r); id == acct.ID {
+				d.SignedIn = true
+				if d.Next != "/" {
+					d.Next = "/authorize/resume?req=" + url.QueryEscape(f.AuthRequest)
+				}
+			}
+		}
 		h.render(w, r, lang, http.StatusOK, "signup_done", "signup.done.title", d)
 		return
 	}
