@@ -129,23 +129,12 @@ func (p *Provider) handleAuditProof(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "id must be a decimal integer, and tree_size, when given, a positive one")
 		return
 	}
-	release, ok := p.proofSlot(w, r)
+	size, release, ok := p.signedSize(w, r, "tree_size", size)
 	if !ok {
 		return
 	}
 	defer release()
-	th := p.latestHead(w, ctx)
-	if th == nil {
-		return
-	}
-	if size == 0 {
-		size = th.TreeSize
-	}
-	switch {
-	case size > th.TreeSize:
-		problem(w, http.StatusBadRequest, "tree_size is larger than the latest signed tree head ("+strconv.FormatUint(th.TreeSize, 10)+")")
-		return
-	case id >= size:
+	if id >= size {
 		problem(w, http.StatusNotFound, "the tree of this size does not hold this event")
 		return
 	}
@@ -166,6 +155,30 @@ func (p *Provider) handleAuditProof(w http.ResponseWriter, r *http.Request) {
 		inclusionJSON{ID: id, TreeSize: size, LeafHash: leaves[0], InclusionProof: nonNil(proof)})
 }
 
+// signedSize takes a proof slot and resolves the tree size a proof request
+// names in param (size; zero: the latest signed head's), refusing a size
+// larger than that head. When it reports ok, the caller calls release.
+func (p *Provider) signedSize(w http.ResponseWriter, r *http.Request, param string, size uint64) (uint64, func(), bool) {
+	release, ok := p.proofSlot(w, r)
+	if !ok {
+		return 0, nil, false
+	}
+	th := p.latestHead(w, r.Context())
+	if th == nil {
+		release()
+		return 0, nil, false
+	}
+	if size == 0 {
+		return th.TreeSize, release, true
+	}
+	if size > th.TreeSize {
+		release()
+		problem(w, http.StatusBadRequest, param+" is larger than the latest signed tree head ("+strconv.FormatUint(th.TreeSize, 10)+")")
+		return 0, nil, false
+	}
+	return size, release, true
+}
+
 // consistencyJSON is the answer of /audit/v1/consistency.
 type consistencyJSON struct {
 	First            uint64       `json:"first"`
@@ -184,23 +197,12 @@ func (p *Provider) handleAuditConsistency(w http.ResponseWriter, r *http.Request
 		problem(w, http.StatusBadRequest, "first, and second when given, must be positive decimal integers")
 		return
 	}
-	release, ok := p.proofSlot(w, r)
+	second, release, ok := p.signedSize(w, r, "second", second)
 	if !ok {
 		return
 	}
 	defer release()
-	th := p.latestHead(w, ctx)
-	if th == nil {
-		return
-	}
-	if second == 0 {
-		second = th.TreeSize
-	}
-	switch {
-	case second > th.TreeSize:
-		problem(w, http.StatusBadRequest, "second is larger than the latest signed tree head ("+strconv.FormatUint(th.TreeSize, 10)+")")
-		return
-	case first > second:
+	if first > second {
 		problem(w, http.StatusBadRequest, "first must not be larger than second")
 		return
 	}
