@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,13 @@ func TestGracefulShutdown(t *testing.T) {
 	mresp.Body.Close()
 	if !strings.Contains(string(metrics), `sqin_http_responses_total{class="2xx"}`) || strings.Contains(string(metrics), `class="2xx"} 0`) {
 		t.Fatalf("metrics do not count responses:\n%s", metrics)
+	}
+	// The audit log's state: the first signing keys' events at least, and
+	// its latest signed head (none yet counts as size 0).
+	if !regexp.MustCompile(`(?m)^sqin_audit_events [1-9][0-9]*$`).Match(metrics) ||
+		!regexp.MustCompile(`(?m)^sqin_audit_tree_head_size [0-9]+$`).Match(metrics) ||
+		!regexp.MustCompile(`(?m)^sqin_audit_queued_events 0$`).Match(metrics) {
+		t.Fatalf("metrics do not show the audit log:\n%s", metrics)
 	}
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

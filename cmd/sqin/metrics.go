@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"github.com/sqin/sqin"
+	"github.com/sqin/sqin/internal/audit"
 )
 
 var (
@@ -22,8 +28,16 @@ func countStatus(code int) {
 	}
 }
 
-// metricsHandler writes a few process metrics in Prometheus text format.
-func metricsHandler() http.Handler {
+// auditState is what /metrics reads of the audit log.
+type auditState interface {
+	AuditSize(ctx context.Context) (uint64, error)
+	AuditQueued(ctx context.Context) (int64, error)
+	LatestTreeHead(ctx context.Context) (*audit.TreeHead, error)
+}
+
+// metricsHandler writes a few process metrics and the audit log's state
+// in Prometheus text format.
+func metricsHandler(st auditState) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -45,5 +59,32 @@ func metricsHandler() http.Handler {
 		fmt.Fprintln(w, "# HELP go_memstats_heap_alloc_bytes Heap bytes in use.")
 		fmt.Fprintln(w, "# TYPE go_memstats_heap_alloc_bytes gauge")
 		fmt.Fprintf(w, "go_memstats_heap_alloc_bytes %d\n", ms.HeapAlloc)
+		auditMetrics(r.Context(), w, st)
 	})
+}
+
+// auditMetrics writes the audit log's size, the events still queued for
+// sequencing (PostgreSQL) and its latest signed tree head: an alert on a
+// head that stops advancing, or a queue that grows, catches an audit
+// pipeline that has stopped. A read that fails leaves its metric out.
+func auditMetrics(ctx context.Context, w io.Writer, st auditState) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	gauge := func(name, help string, v any) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %v\n", name, help, name, name, v)
+	}
+	if n, err := st.AuditSize(ctx); err == nil {
+		gauge("sqin_audit_events", "Events in the audit log.", n)
+	}
+	if n, err := st.AuditQueued(ctx); err == nil {
+		gauge("sqin_audit_queued_events", "Audited changes committed but not yet sequenced into the log (PostgreSQL).", n)
+	}
+	th, err := st.LatestTreeHead(ctx)
+	switch {
+	case err == nil:
+		gauge("sqin_audit_tree_head_size", "Events covered by the latest signed tree head.", th.TreeSize)
+		gauge("sqin_audit_tree_head_timestamp_seconds", "When the latest tree head was signed.", th.Timestamp/1000)
+	case errors.Is(err, sqin.ErrNotFound):
+		gauge("sqin_audit_tree_head_size", "Events covered by the latest signed tree head.", 0)
+	}
 }

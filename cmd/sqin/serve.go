@@ -270,7 +270,7 @@ func (a *app) handler() http.Handler {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	mux.Handle("GET /metrics", metricsHandler())
+	mux.Handle("GET /metrics", metricsHandler(a.db))
 	return web.TrustProxies(web.ObserveWith(mux, a.log, countStatus), a.proxies)
 }
 
