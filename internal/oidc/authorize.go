@@ -263,11 +263,16 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		p.redirectError(w, r, req.RedirectURI, req.State, f.oauthError)
 		return
 	}
-	sess := p.currentSession(r)
+	// The session and its consent to the client in one read.
+	sess, con := p.sessionConsent(r, c.ID)
 	now := p.now()
 	needLogin := sess == nil || slices.Contains(req.Prompt, "login") ||
 		(req.MaxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(req.MaxAge)*time.Second)
 	if needLogin {
+		if req.Pushed && !p.takePushed(r, req) {
+			p.errorPage(w, r, lang, http.StatusBadRequest, errRequestURI.page)
+			return
+		}
 		if slices.Contains(req.Prompt, "none") {
 			p.redirectError(w, r, req.RedirectURI, req.State, oerr(errLoginRequired, "the user is not signed in"))
 			return
@@ -282,7 +287,7 @@ func (p *Provider) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.SessionID = sess.ID
-	p.proceed(w, r, req, c, sess, false)
+	p.proceed(w, r, req, c, sess, false, func() (*sqin.Consent, error) { return con, nil })
 }
 
 // handleResume continues a stored request after sign-in.
@@ -291,7 +296,13 @@ func (p *Provider) handleResume(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p.proceed(w, r, req, c, sess, true)
+	p.proceed(w, r, req, c, sess, true, func() (*sqin.Consent, error) {
+		con, err := p.st.GetConsent(r.Context(), sess.AccountID, c.ID)
+		if errors.Is(err, sqin.ErrNotFound) {
+			return nil, nil
+		}
+		return con, err
+	})
 }
 
 // pendingRequest loads a stored request that the current browser session
@@ -321,8 +332,11 @@ func (p *Provider) pendingRequest(w http.ResponseWriter, r *http.Request, id str
 }
 
 // proceed finishes a request for a signed-in user: level of assurance,
-// consent, then the code. stored tells whether req is in storage.
-func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.AuthRequest, c *sqin.Client, sess *sqin.Session, stored bool) {
+// consent, then the code. stored tells whether req is in storage (a pushed
+// request not yet redeemed is not); consent returns the account's consent
+// to c (nil when none).
+func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.AuthRequest, c *sqin.Client, sess *sqin.Session, stored bool,
+	consent func() (*sqin.Consent, error)) {
 	ctx := r.Context()
 	if sess.LoA < requiredLoA(c, req) {
 		p.finishWithError(w, r, req, stored, oerr(errUnmetAuthn, "the account has not reached the level of assurance required"))
@@ -350,14 +364,14 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.Aut
 	}
 	consented := false
 	if !slices.Contains(req.Prompt, "consent") {
-		con, err := p.st.GetConsent(ctx, sess.AccountID, c.ID)
+		con, err := consent()
 		switch {
-		case err == nil:
-			consented = con.Covers(req.Scopes, released)
-		case !errors.Is(err, sqin.ErrNotFound):
+		case err != nil:
 			p.logErr(ctx, "oidc: get consent", err)
 			p.finishWithError(w, r, req, stored, oerr(errServerError, ""))
 			return
+		case con != nil:
+			consented = con.Covers(req.Scopes, released)
 		}
 	}
 	if !consented {
@@ -366,6 +380,10 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.Aut
 			return
 		}
 		if !stored {
+			if req.Pushed && !p.takePushed(r, req) {
+				p.errorPage(w, r, p.lang(r, ""), http.StatusBadRequest, errRequestURI.page)
+				return
+			}
 			if err := p.st.CreateAuthRequest(ctx, req); err != nil {
 				p.logErr(ctx, "oidc: save authorization request", err)
 				p.redirectError(w, r, req.RedirectURI, req.State, oerr(errServerError, ""))
@@ -379,13 +397,20 @@ func (p *Provider) proceed(w http.ResponseWriter, r *http.Request, req *sqin.Aut
 }
 
 func (p *Provider) finishWithError(w http.ResponseWriter, r *http.Request, req *sqin.AuthRequest, stored bool, e *oauthError) {
-	if stored {
+	switch {
+	case stored:
 		_ = p.st.DeleteAuthRequest(r.Context(), req.ID)
+	case req.Pushed && !p.takePushed(r, req):
+		p.errorPage(w, r, p.lang(r, ""), http.StatusBadRequest, errRequestURI.page)
+		return
 	}
 	p.redirectError(w, r, req.RedirectURI, req.State, e)
 }
 
-// issueCode stores a single-use code and redirects to the client.
+// issueCode stores a single-use code and redirects to the client. The code
+// and the end of the request it answers (stored, or pushed and not yet
+// redeemed) are one write: of concurrent answers to one request, one gets
+// a code.
 func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *sqin.AuthRequest, c *sqin.Client, sess *sqin.Session, stored bool) {
 	ctx := r.Context()
 	code := keys.Random(32)
@@ -396,21 +421,49 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, req *sqin.A
 		CodeChallenge: req.CodeChallenge, LoA: sess.LoA, AMR: sess.AMR, AuthTime: sess.AuthTime,
 		GrantID: keys.Random(18), DPoPJKT: req.DPoPJKT, ExpiresAt: now.Add(p.cfg.CodeTTL),
 	}
-	if err := p.st.CreateAuthCode(ctx, ac); err != nil {
+	var err error
+	switch {
+	case stored, req.Pushed:
+		err = p.st.IssueCode(ctx, ac, req.ID, !stored, now)
+		if errors.Is(err, sqin.ErrNotFound) {
+			page := "error.request_expired"
+			if !stored {
+				page = errRequestURI.page
+			}
+			p.errorPage(w, r, p.lang(r, ""), http.StatusBadRequest, page)
+			return
+		}
+	default:
+		err = p.st.CreateAuthCode(ctx, ac)
+	}
+	if err != nil {
 		p.logErr(ctx, "oidc: save code", err)
 		p.finishWithError(w, r, req, stored, oerr(errServerError, ""))
 		return
-	}
-	if stored {
-		if err := p.st.DeleteAuthRequest(ctx, req.ID); err != nil {
-			p.logErr(ctx, "oidc: delete authorization request", err)
-		}
 	}
 	q := url.Values{"code": {code}, "iss": {p.cfg.Issuer}}
 	if req.State != "" {
 		q.Set("state", req.State)
 	}
 	http.Redirect(w, r, appendQuery(req.RedirectURI, q), http.StatusSeeOther)
+}
+
+// sessionConsent returns the browser's valid session and its account's
+// consent to clientID (nil when none), in one read; nil, nil without a
+// session.
+func (p *Provider) sessionConsent(r *http.Request, clientID string) (*sqin.Session, *sqin.Consent) {
+	v := p.cookies.Get(r, sessionCookie)
+	if v == "" || len(v) > 100 {
+		return nil, nil
+	}
+	s, con, err := p.st.GetSessionConsent(r.Context(), keys.Hash(v), clientID, p.now())
+	if err != nil {
+		if !errors.Is(err, sqin.ErrNotFound) && !errors.Is(err, sqin.ErrExpired) {
+			p.logErr(r.Context(), "oidc: get session", err)
+		}
+		return nil, nil
+	}
+	return s, con
 }
 
 // currentSession returns the browser's valid session, or nil.

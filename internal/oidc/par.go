@@ -96,34 +96,54 @@ func withoutAuthParams(q url.Values) url.Values {
 	return out
 }
 
-// pushedRequest redeems a request_uri at the authorization endpoint: it
-// must be ours, for this client, unexpired and unused (single use across
-// instances). The request continues with a fresh identifier and the normal
-// time to sign in.
+// pushedRequest reads the request behind a request_uri at the authorization
+// endpoint: it must be ours, for this client, unexpired and not yet
+// redeemed. It is redeemed (taken, single use across instances) by the
+// write that ends the request: with the code on an SSO session
+// (IssueCode), or when the request is stored again under a fresh
+// identifier to wait for the user (takePushed), or ends with an error.
 func (p *Provider) pushedRequest(r *http.Request, q url.Values) (*sqin.AuthRequest, *sqin.Client, *authzFailure) {
 	ctx := r.Context()
 	c, f := p.lookupClient(r, q.Get("client_id"))
 	if f != nil {
 		return nil, nil, f
 	}
-	expired := &authzFailure{oauthError: oerr("invalid_request_uri", "request_uri is unknown, expired or already used"),
-		page: "error.request_uri"}
 	id, ok := strings.CutPrefix(q.Get("request_uri"), requestURIPrefix)
 	if !ok || id == "" || len(id) > 64 {
-		return nil, c, expired
+		return nil, c, errRequestURI
 	}
-	now := p.now()
-	// One DELETE … RETURNING: the request is taken by one redemption only,
-	// across instances, and only by its client.
-	req, err := p.st.TakePushedRequest(ctx, id, c.ID, now)
+	req, err := p.st.GetAuthRequest(ctx, id, p.now())
 	if err != nil {
+		if !errors.Is(err, sqin.ErrNotFound) {
+			p.logErr(ctx, "oidc: get pushed request", err)
+		}
+		return nil, c, errRequestURI
+	}
+	if !req.Pushed || req.ClientID != c.ID || req.SessionID != "" {
+		return nil, c, errRequestURI
+	}
+	return req, c, nil
+}
+
+var errRequestURI = &authzFailure{oauthError: oerr("invalid_request_uri", "request_uri is unknown, expired or already used"),
+	page: "error.request_uri"}
+
+// takePushed redeems the pushed request req (one DELETE … RETURNING,
+// across instances, only by its client) before it is stored again, under a
+// fresh identifier and with the normal time to sign in, or ends; false when
+// another redemption took it first.
+func (p *Provider) takePushed(r *http.Request, req *sqin.AuthRequest) bool {
+	ctx := r.Context()
+	now := p.now()
+	if _, err := p.st.TakePushedRequest(ctx, req.ID, req.ClientID, now); err != nil {
 		if !errors.Is(err, sqin.ErrNotFound) {
 			p.logErr(ctx, "oidc: take pushed request", err)
 		}
-		return nil, c, expired
+		return false
 	}
 	req.ID = keys.Random(24)
+	req.Pushed = false
 	req.CreatedAt = now.UTC()
 	req.ExpiresAt = req.CreatedAt.Add(p.cfg.AuthRequestTTL)
-	return req, c, nil
+	return true
 }

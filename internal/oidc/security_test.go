@@ -371,6 +371,18 @@ func TestPAR(t *testing.T) {
 	if resp, _ := b.get(start); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
 		t.Fatalf("reused request_uri: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	// On the SSO session (consent given) the code and the redemption of
+	// the request_uri are one write: still single use.
+	_, r = e.par(form, nil)
+	sso := e.srv.URL + "/authorize?" + url.Values{"client_id": {"rp"}, "request_uri": {r["request_uri"].(string)}}.Encode()
+	if resp, _ := b.get(sso); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("request_uri on the SSO session: %d", resp.StatusCode)
+	} else if loc, _ := resp.Location(); loc.Query().Get("code") == "" {
+		t.Fatalf("request_uri on the SSO session: %v", loc)
+	}
+	if resp, _ := b.get(sso); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("request_uri reused on the SSO session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
 	// Expired request_uri.
 	_, r = e.par(form, nil)
 	e.now = e.now.Add(2 * time.Minute)

@@ -58,15 +58,24 @@ var (
 // CreateAuthCode stores c; a taken hash is sqin.ErrConflict.
 func (db *DB) CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error {
 	const op = "sqlstore.CreateAuthCode"
+	args, err := codeArgs(op, c)
+	if err != nil {
+		return err
+	}
+	_, err = db.writeExec(ctx, qCreateCode, args...)
+	return wrap(op, err)
+}
+
+// codeArgs are the arguments of qCreateCode.
+func codeArgs(op string, c *sqin.AuthCode) ([]any, error) {
 	var l lists
 	args := []any{c.Hash, c.ClientID, c.AccountID, c.SessionID, c.RedirectURI, c.Nonce, l.join(c.Scopes),
 		c.Claims, c.CodeChallenge, int64(c.LoA), l.join(c.AMR), ms(c.AuthTime), c.GrantID,
 		ms(c.ExpiresAt), ms(c.UsedAt), c.DPoPJKT}
 	if l.err != nil {
-		return l.invalid(op)
+		return nil, l.invalid(op)
 	}
-	_, err := db.writeExec(ctx, qCreateCode, args...)
-	return wrap(op, err)
+	return args, nil
 }
 
 // ExchangeCode redeems a code in one transaction. A missing code is

@@ -40,6 +40,9 @@ func (db *DB) PushAuthRequest(ctx context.Context, r *sqin.AuthRequest, once []s
 	if err != nil {
 		return err
 	}
+	if uniq, repeats := uniqueKeys(once); db.dialect == Postgres && len(repeats) == 0 && !audit.Pending(ctx) {
+		return db.pushOne(ctx, op, uniq, now, args)
+	}
 	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
 		if _, err := tx.ExecContext(ctx, db.sql(qCreateAuthRequest), args...); err != nil {
 			return false, wrap(op, err)
@@ -70,4 +73,55 @@ func (db *DB) TakePushedRequest(ctx context.Context, id, clientID string, now ti
 		return nil, wrap(op, err)
 	}
 	return r, nil
+}
+
+// pushOnceQueries hold pushOne's statement for 0 to 2 keys.
+var pushOnceQueries = func() (qs [3]query) {
+	for i := range qs {
+		qs[i] = pushOnceQuery(i)
+	}
+	return qs
+}()
+
+// pushOnceQuery records n keys as UseOnceAll does and inserts the pushed
+// request only when all n were recorded, in one statement (PostgreSQL:
+// data-modifying WITH); it returns the keys recorded.
+func pushOnceQuery(n int) query {
+	if n == 0 {
+		return newQuery(`INSERT INTO auth_requests (` + authRequestCols + `) VALUES (` + marks(authRequestCols) + `)`)
+	}
+	once := useOnceAllQuery(n).sqlite
+	return newQuery(`WITH k AS (` + once + `),
+	r AS (INSERT INTO auth_requests (` + authRequestCols + `) SELECT ` + marks(authRequestCols) + `
+		WHERE (SELECT COUNT(*) FROM k) = ?)
+	SELECT key FROM k`)
+}
+
+// pushOne is PushAuthRequest in one statement, without a transaction
+// (PostgreSQL, no audit events): a replayed key leaves only the new keys
+// recorded, as spendTx does.
+func (db *DB) pushOne(ctx context.Context, op string, uniq []store.OnceKey, now time.Time, req []any) error {
+	if len(uniq) == 0 {
+		_, err := db.write.ExecContext(ctx, db.sql(pushOnceQueries[0]), req...)
+		return wrap(op, err)
+	}
+	q := pushOnceQuery(len(uniq))
+	if len(uniq) < len(pushOnceQueries) {
+		q = pushOnceQueries[len(uniq)]
+	}
+	args := make([]any, 0, 2*len(uniq)+2+len(req))
+	for _, k := range uniq {
+		args = append(args, k.Key, ms(k.ExpiresAt))
+	}
+	args = append(args, ms(now))
+	args = append(append(args, req...), int64(len(uniq)))
+	replays, err := db.recordedBy(ctx, db.write, q, args, uniq)
+	if err != nil {
+		return db.spendAlone(ctx, uniq, now, wrap(op, err))
+	}
+	if len(replays) > 0 {
+		return &sqin.Error{Code: sqin.EInvalid, Message: "single-use identifier already used", Op: op,
+			Err: &store.ReplayedKeys{Keys: replays}}
+	}
+	return nil
 }

@@ -121,6 +121,12 @@ func (db *DB) recordOnce(ctx context.Context, w querier, uniq []store.OnceKey, n
 		args = append(args, k.Key, ms(k.ExpiresAt))
 	}
 	args = append(args, ms(now))
+	return db.recordedBy(ctx, w, q, args, uniq)
+}
+
+// recordedBy runs q, which returns the keys of uniq it recorded, and
+// returns the others.
+func (db *DB) recordedBy(ctx context.Context, w querier, q query, args []any, uniq []store.OnceKey) ([]string, error) {
 	rows, err := w.QueryContext(ctx, db.sql(q), args...)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,9 @@ type Sessions interface {
 	CreateSession(ctx context.Context, s *sqin.Session) error
 	// GetSession returns ErrNotFound for a missing or expired session.
 	GetSession(ctx context.Context, id string, now time.Time) (*sqin.Session, error)
+	// GetSessionConsent is GetSession with, in the same read, the consent
+	// the session's account gave clientID (nil when none).
+	GetSessionConsent(ctx context.Context, id, clientID string, now time.Time) (*sqin.Session, *sqin.Consent, error)
 	// DeleteSession ends the session and, in the same transaction, revokes
 	// the grants tied to it that are not offline.
 	DeleteSession(ctx context.Context, id string, now time.Time) error
@@ -80,6 +83,14 @@ type AuthRequests interface {
 // Grants stores authorization codes, grants and refresh tokens.
 type Grants interface {
 	CreateAuthCode(ctx context.Context, c *sqin.AuthCode) error
+	// IssueCode stores c as CreateAuthCode does and, in the same
+	// transaction, deletes the authorization request requestID it answers:
+	// a request of c's client unexpired at now that is, when pushed, a
+	// pushed request without a session (a PAR request_uri), and otherwise
+	// a stored request of c's session. When there is no such request the
+	// error is sqin.ErrNotFound and no code is stored: of concurrent calls
+	// for one request, one stores its code.
+	IssueCode(ctx context.Context, c *sqin.AuthCode, requestID string, pushed bool, now time.Time) error
 	// ExchangeCode redeems a code in one transaction: a missing code is
 	// ErrNotFound; a code already used, expired or not, has its grant
 	// revoked (committed) and returns ErrReplay; an expired code is
