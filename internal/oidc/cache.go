@@ -9,8 +9,10 @@ import (
 )
 
 // cache is a small map with per-entry expiry and a size bound: when full,
-// expired entries go first, then arbitrary ones (Go's map order), which is
-// enough for hot sets far smaller than the bound.
+// expired entries go first, then arbitrary ones (Go's map order) down to
+// 7/8 of the bound, so that a full cache is swept once per max/8 puts and
+// not at every put. That is enough for hot sets far smaller than the
+// bound.
 type cache[V any] struct {
 	mu  sync.RWMutex
 	m   map[string]cached[V]
@@ -45,7 +47,7 @@ func (c *cache[V]) put(k string, v V, exp time.Time, now time.Time) {
 			}
 		}
 		for key := range c.m {
-			if len(c.m) < c.max {
+			if len(c.m) <= c.max-c.max/8-1 {
 				break
 			}
 			delete(c.m, key)

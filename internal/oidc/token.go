@@ -455,7 +455,16 @@ func (p *Provider) accessToken(ctx context.Context, c *sqin.Client, sub, grantID
 		cl.Cnf, tokenType = &cnf{JKT: proof.jkt}, "DPoP"
 	}
 	at, err := p.keys.Sign(ctx, keys.ES256, "at+jwt", cl)
-	return at, tokenType, err
+	if err != nil {
+		return "", "", err
+	}
+	if grantID != "" {
+		// A citizen's token goes to userinfo next, often on this instance:
+		// its claims are known, so its signature need not be checked
+		// there (revocation and the grant still are, at every use).
+		p.verified.put(at, cl, time.Unix(cl.Exp, 0), now)
+	}
+	return at, tokenType, nil
 }
 
 func (p *Provider) clientCredentials(ctx context.Context, c *sqin.Client, form url.Values, proof *dpopProof) (*tokenResponse, error) {

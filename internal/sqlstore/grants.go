@@ -100,11 +100,12 @@ func (db *DB) RedeemCode(ctx context.Context, codeHash string, now time.Time, on
 	return db.exchange(ctx, "sqlstore.RedeemCode", codeHash, now, once, true, sector, issue)
 }
 
-// holderCols are an account's columns (accounts a) and the legacy sub
-// (legacy_subjects l) of a LEFT JOIN: a missing account reads as an empty
-// ID, a missing legacy sub as "".
+// holderCols are an account's columns (accounts a) but its password hash,
+// which no token needs, and the legacy sub (legacy_subjects l) of a LEFT
+// JOIN: a missing account reads as an empty ID, a missing legacy sub as
+// "".
 const holderCols = `COALESCE(a.id, ''), COALESCE(a.email, ''), COALESCE(a.email_verified, FALSE),
-	COALESCE(a.password_hash, ''), COALESCE(a.loa, 0), COALESCE(a.person_id, ''), COALESCE(a.locale, ''),
+	'', COALESCE(a.loa, 0), COALESCE(a.person_id, ''), COALESCE(a.locale, ''),
 	COALESCE(a.locked, FALSE), COALESCE(a.created_at, 0), COALESCE(a.updated_at, 0), COALESCE(l.sub, '')`
 
 var (
@@ -392,12 +393,12 @@ func (db *DB) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) 
 }
 
 // qTokenState reads a token's revocation, its grant, the grant's account
-// and the account's person in one statement (one round trip on
-// PostgreSQL): the account and person columns are COALESCEd so that a
-// missing row reads as an empty ID.
+// (but its password hash) and the account's person in one statement (one
+// round trip on PostgreSQL): the account and person columns are COALESCEd
+// so that a missing row reads as an empty ID.
 var qTokenState = newQuery(`SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?), ` +
 	prefixCols("g.", grantCols) + `,
-	COALESCE(a.id, ''), COALESCE(a.email, ''), COALESCE(a.email_verified, FALSE), COALESCE(a.password_hash, ''),
+	COALESCE(a.id, ''), COALESCE(a.email, ''), COALESCE(a.email_verified, FALSE), '',
 	COALESCE(a.loa, 0), COALESCE(a.person_id, ''), COALESCE(a.locale, ''), COALESCE(a.locked, FALSE),
 	COALESCE(a.created_at, 0), COALESCE(a.updated_at, 0),
 	COALESCE(p.id, ''), COALESCE(p.family_name, ''), COALESCE(p.given_name, ''), COALESCE(p.birth_date, ''),

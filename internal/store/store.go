@@ -114,7 +114,8 @@ type Grants interface {
 	// RedeemCode is ExchangeCode for a token request: in the same
 	// transaction it first records once, the request's replay-cache keys
 	// (as UseOnceAll), and it reads the code's account with its legacy sub
-	// in sector (as GetAccountSubject) for issue.
+	// in sector (as GetAccountSubject, but for the password hash) for
+	// issue.
 	//
 	// When a key of once is a replay, the code is left as it is, the keys
 	// that were new are recorded, and the error is a *ReplayedKeys. When the
@@ -140,15 +141,17 @@ type Grants interface {
 	// GetTokenState reads at once what a resource checks at every use of
 	// an access token: whether jti was revoked and, when grantID is not
 	// empty, the grant (even revoked) with its account and that account's
-	// registry person, as GetGrant, GetAccount and GetPerson return them.
-	// A missing grant is ErrNotFound; a missing account or person is nil.
+	// registry person, as GetGrant, GetAccount and GetPerson return them
+	// but for the account's password hash, left empty (a resource has no
+	// use for it). A missing grant is ErrNotFound; a missing account or
+	// person is nil.
 	GetTokenState(ctx context.Context, jti, grantID string) (*TokenState, error)
 }
 
 // Holder is the account a code or refresh token was issued for, as
 // RedeemCode and RotateRefresh read it in their transaction.
 type Holder struct {
-	Account *sqin.Account // nil when missing
+	Account *sqin.Account // nil when missing; without its password hash
 	Legacy  string        // the sub of the client's sector before SQIN; "" when none
 }
 

@@ -259,8 +259,9 @@ func redeem(s store.Store, t *testing.T, code string, keys ...string) (store.Hol
 func testRedeemCode(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	acct := &sqin.Account{ID: "acct-redeem", Email: "redeem@example.test", EmailVerified: true, LoA: sqin.LoA2,
-		PersonID: "p-redeem", Locale: "fr", CreatedAt: t0, UpdatedAt: t0}
+		PasswordHash: "$argon2id$h", PersonID: "p-redeem", Locale: "fr", CreatedAt: t0, UpdatedAt: t0}
 	ok(t, s.CreateAccount(ctx, acct))
+	acct.PasswordHash = "" // no token needs it: the holder is read without it
 	ok(t, s.SetLegacySubject(ctx, "sector-1", acct.ID, "legacy-redeem"))
 	code := func(hash, accountID string) {
 		c := authCode(hash, "g-"+hash, "rp", "sess")
@@ -406,8 +407,10 @@ func testRedeemCodeConcurrent(t *testing.T, s store.Store) {
 // is.
 func testRotateRefresh(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	acct := &sqin.Account{ID: "acct-rot", Email: "rot@example.test", LoA: sqin.LoA1, Locale: "en", CreatedAt: t0, UpdatedAt: t0}
+	acct := &sqin.Account{ID: "acct-rot", Email: "rot@example.test", LoA: sqin.LoA1, Locale: "en", PasswordHash: "$argon2id$r",
+		CreatedAt: t0, UpdatedAt: t0}
 	ok(t, s.CreateAccount(ctx, acct))
+	acct.PasswordHash = ""
 	ok(t, s.SetLegacySubject(ctx, "sector-1", acct.ID, "legacy-rot"))
 	c := authCode("rr-code", "g-rr", "rp", "sess")
 	c.AccountID = acct.ID
