@@ -23,7 +23,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -99,13 +98,6 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func clientAddress(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
-}
 
 // authenticate checks the bearer token. Unknown, expired and revoked
 // tokens get the same answer; failures are limited per address. The
@@ -113,7 +105,7 @@ func clientAddress(r *http.Request) string {
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*store.AdminToken, bool) {
 	ctx := r.Context()
 	now := h.now()
-	key := "admin-auth:" + clientAddress(r)
+	key := "admin-auth:" + web.LimitAddress(r)
 	if n, err := h.st.Count(ctx, key, failureWindow, now); err != nil {
 		h.fail(w, r, err)
 		return nil, false

@@ -116,7 +116,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, fn func(http.Res
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Pragma", "no-cache")
 	ctx := r.Context()
-	key := "clientreg-fail:" + remoteAddr(r)
+	key := "clientreg-fail:" + web.LimitAddress(r)
 	n, err := h.st.Count(ctx, key, h.cfg.FailureWindow, h.now())
 	if err != nil {
 		h.fail(w, r, internal(err))

@@ -101,7 +101,7 @@ func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	now := p.now()
 	acctKey := "login:acct:" + keys.Hash(email)
-	addrKey := "login:addr:" + remoteAddr(r)
+	addrKey := "login:addr:" + web.LimitAddress(r)
 	nAcct, err1 := p.st.Count(ctx, acctKey, p.cfg.LoginWindow, now)
 	nAddr, err2 := p.st.Count(ctx, addrKey, p.cfg.LoginWindow, now)
 	if err := errors.Join(err1, err2); err != nil {

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -205,15 +204,6 @@ func (p *Provider) sid(sessionID string) string {
 	m := hmac.New(sha256.New, p.cfg.SubjectKey)
 	m.Write([]byte("sid\x00" + sessionID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
-}
-
-// remoteAddr is the client's network address, without port.
-func remoteAddr(r *http.Request) string {
-	h, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return h
 }
 
 func (p *Provider) logErr(ctx context.Context, msg string, err error) {

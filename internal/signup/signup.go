@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"net"
 	"net/http"
 	"net/mail"
 	"net/url"
@@ -241,13 +240,9 @@ func (h *Handler) internal(w http.ResponseWriter, r *http.Request, lang, msg str
 	h.errorPage(w, r, lang, http.StatusInternalServerError, "error.internal")
 }
 
-func remoteAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// remoteAddr is what the per-address limits of account creation and
+// proofing count a request under (an IPv6 client by its /64).
+func remoteAddr(r *http.Request) string { return web.LimitAddress(r) }
 
 var reqRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 

@@ -82,3 +82,25 @@ func TrustProxies(h http.Handler, trusted []netip.Prefix) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// LimitAddress is what a per-address limit counts r under: the client's
+// IPv4 address, or the /64 prefix of its IPv6 address. One subscriber's
+// line holds a whole /64 (RFC 6177, and privacy addresses change within
+// it at will), so a limit per IPv6 address would give one client 2^64
+// buckets. Behind trusted proxies, call it on the request TrustProxies
+// passed on.
+func LimitAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}

@@ -88,3 +88,21 @@ func TestRequestIDOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+func TestLimitAddress(t *testing.T) {
+	for _, tc := range []struct{ remote, want string }{
+		{"192.0.2.7:1234", "192.0.2.7"},
+		{"[::ffff:192.0.2.7]:1234", "192.0.2.7"}, // IPv4-mapped: the IPv4 address
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff:ffff:ffff:ffff]:443", "2001:db8:1:2::/64"}, // same /64, same bucket
+		{"[2001:db8:1:3::1]:443", "2001:db8:1:3::/64"},                  // the next /64, another
+		{"[fe80::1%eth0]:80", "fe80::/64"},
+		{"not-an-address", "not-an-address"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = tc.remote
+		if got := LimitAddress(r); got != tc.want {
+			t.Errorf("LimitAddress(%q) = %q, want %q", tc.remote, got, tc.want)
+		}
+	}
+}
