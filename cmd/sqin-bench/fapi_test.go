@@ -132,7 +132,7 @@ func TestFAPIFlow(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	var tok tokenResponse
-	if err := c.flow(ctx, api, browser, dk, demoUser(0), demoPassword, &buf, &tok); err != nil {
+	if err := c.flow(ctx, api, browser, dk, demoUser(0), demoPassword, true, &buf, &tok); err != nil {
 		t.Fatalf("first flow (sign-in and consent): %v\nserver log:\n%s", err, srv.logTail(10))
 	}
 	log, bad := rec.take()
@@ -155,7 +155,7 @@ func TestFAPIFlow(t *testing.T) {
 		t.Errorf("access token cnf.jkt = %q, want the DPoP key's thumbprint %q", cnf, dk.jkt)
 	}
 	for i := range 3 {
-		if err := c.flow(ctx, api, browser, dk, "", "", &buf, &tok); err != nil {
+		if err := c.flow(ctx, api, browser, dk, "", "", false, &buf, &tok); err != nil {
 			t.Fatalf("flow %d on the SSO session: %v\nserver log:\n%s", i+2, err, srv.logTail(10))
 		}
 		log, bad := rec.take()
@@ -165,8 +165,8 @@ func TestFAPIFlow(t *testing.T) {
 		if i == 0 {
 			t.Logf("flow on the SSO session: %s", strings.Join(log, ", "))
 		}
-		if len(log) != 4 {
-			t.Errorf("flow %d took %d requests (%s), want PAR, authorize, token, userinfo", i+2, len(log), strings.Join(log, ", "))
+		if len(log) != 3 {
+			t.Errorf("flow %d took %d requests (%s), want PAR, authorize, token", i+2, len(log), strings.Join(log, ", "))
 		}
 	}
 	// The token is really bound: as a bearer token it is refused.

@@ -179,7 +179,7 @@ func (rep *report) write(w io.Writer) {
 	} else {
 		fmt.Fprintf(w, "; **`sqin serve` has no `--demo-fast-hash` flag**: the demo accounts may be hashed with the demo's cheap cost, so the password numbers may not reflect production.\n")
 	}
-	fmt.Fprintf(w, "- Window %s per scenario and concurrency (%s for password sign-ins), after a discarded warm-up; an operation counts when it completes inside the window. Latency is per operation (a code flow is GET /authorize + POST /token + ID token check; a FAPI 2.0 flow is POST /par + GET /authorize + POST /token + ID token check + GET /userinfo, each API call with a fresh DPoP proof and each client authentication a fresh private_key_jwt assertion; a sign-in is GET /authorize → GET /login → POST /login → GET /authorize/resume → code).\n",
+	fmt.Fprintf(w, "- Window %s per scenario and concurrency (%s for password sign-ins), after a discarded warm-up; an operation counts when it completes inside the window. Latency is per operation (a code flow is GET /authorize + POST /token + ID token check; a FAPI 2.0 flow is POST /par + GET /authorize + POST /token + ID token check, each API call with a fresh DPoP proof and each client authentication a fresh private_key_jwt assertion (each worker's first flow, not counted, also calls GET /userinfo with a proof); a sign-in is GET /authorize → GET /login → POST /login → GET /authorize/resume → code).\n",
 		o.duration, o.pwDuration)
 	fmt.Fprintf(w, "- Shared machine: before each window the tool waits up to %s for quiet and measures a disturbed window again up to %d times, within a budget of %s for the whole run", o.quietWait, o.retries, o.waitBudget)
 	if o.waits != nil && o.waits.used {
@@ -238,7 +238,7 @@ func (rep *report) write(w io.Writer) {
 				}
 			}
 			if len(parts) > 0 {
-				fmt.Fprintf(w, "FAPI 2.0 flow rate ÷ plain code flow rate at the same concurrency: %s (the FAPI flow also calls userinfo). ", strings.Join(parts, ", "))
+				fmt.Fprintf(w, "FAPI 2.0 flow rate ÷ plain code flow rate at the same concurrency: %s (the same journey: authorize, code, token, ID token check). ", strings.Join(parts, ", "))
 			}
 			var notes []string
 			for _, r := range d.results {

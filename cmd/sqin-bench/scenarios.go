@@ -42,7 +42,7 @@ var scenarioTitles = map[string]string{
 	scUserinfo:          "userinfo (GET, bearer)",
 	scRefresh:           "refresh with rotation",
 	scCodeFlow:          "code flow with SSO session",
-	scFAPI:              "FAPI 2.0 code flow (PAR, DPoP, private_key_jwt) + userinfo",
+	scFAPI:              "FAPI 2.0 code flow (PAR, DPoP, private_key_jwt)",
 	scPassword:          "password sign-in (argon2id)",
 	scAudit:             "audit log",
 	scRegistry:          "registry import (RAIG)",
@@ -236,7 +236,7 @@ func (e *env) prepare(ctx context.Context, name string, conc int, tr *http.Trans
 			}
 			keys[w] = k
 			if !ready {
-				if err := st.client.flow(ctx, plain, browsers[w], k, demoUser(w), demoPassword, &bufs[w], &toks[w]); err != nil {
+				if err := st.client.flow(ctx, plain, browsers[w], k, demoUser(w), demoPassword, true, &bufs[w], &toks[w]); err != nil {
 					return nil, fmt.Errorf("first FAPI flow of worker %d: %w", w, err)
 				}
 				st.setReady(w)
@@ -244,7 +244,7 @@ func (e *env) prepare(ctx context.Context, name string, conc int, tr *http.Trans
 		}
 		st.client.resetSteps()
 		return func(ctx context.Context, w int) error {
-			return st.client.flow(ctx, plain, browsers[w], keys[w], "", "", &bufs[w], &toks[w])
+			return st.client.flow(ctx, plain, browsers[w], keys[w], "", "", false, &bufs[w], &toks[w])
 		}, nil
 
 	case scPassword:
