@@ -57,6 +57,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 		err = adminCmd(ctx, args[1:], stdout, getenv)
 	case "letters":
 		err = lettersCmd(ctx, args[1:], stdout, stderr, getenv)
+	case "proofing":
+		err = proofingCmd(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "sqin", version)
 	case "help", "--help", "-h", "-help":
@@ -98,6 +100,8 @@ Usage:
                                    bearer tokens of the administration API (/admin/v1)
   sqin letters export --out DIR    print the queued proofing codes by mail: one PDF
                                    per letter and a manifest, for the print shop
+  sqin proofing generate|import    shared secrets delivered by their holder, stored as
+                                   keyed hashes (docs/formats/proofing-secrets.md)
   sqin version                     print the version
 
 Every serve flag can also be set as SQIN_<FLAG> in the environment or in a

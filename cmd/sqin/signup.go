@@ -76,7 +76,7 @@ func (a *app) setupSignup(rd *web.Renderer, pseudonyms *audit.Pseudonymizer) err
 		}
 		remote[s.ID] = v
 	}
-	prover, err := proofing.NewProver(cat, derive(a.master, "proofing-secret"), proofing.Limits{}, a.db, a.db, remote)
+	prover, err := proofing.NewProver(cat, proofingSecretKey(a.master), proofing.Limits{}, a.db, a.db, remote)
 	if err != nil {
 		return err
 	}

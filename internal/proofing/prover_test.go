@@ -17,7 +17,7 @@ import (
 
 var key = bytes.Repeat([]byte{7}, 32)
 
-func openDB(t *testing.T, url string) *sqlstore.DB {
+func openDB(t testing.TB, url string) *sqlstore.DB {
 	t.Helper()
 	db, err := sqlstore.Open(context.Background(), url)
 	if err != nil {
