@@ -27,7 +27,7 @@ test-fuzz: ## short runs of every fuzz target
 test-interop: build ## third-party clients against the running server
 	@./interop/run.sh
 
-bench: build ## load, audit-log and registry-import benchmarks on SQLite and PostgreSQL (BENCH_FLAGS="--audit-events 10000000 --registry-records 9000000" scales up; docs/PERFORMANCE.md)
+bench: build ## load, audit-log, registry-import and proofing benchmarks on SQLite and PostgreSQL (BENCH_FLAGS="--audit-events 10000000 --registry-records 9000000 --proofing-records 9000000" scales up; docs/PERFORMANCE.md)
 	$(GO) run ./cmd/sqin-bench --bin $(BIN) $(BENCH_FLAGS)
 
 lint: ## gofmt, go vet, staticcheck

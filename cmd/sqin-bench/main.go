@@ -11,7 +11,7 @@
 //
 //	go run ./cmd/sqin-bench --bin bin/sqin [--duration 5s] [--concurrency 1,8,32]
 //	    [--db sqlite,postgres] [--scenarios client_credentials,userinfo,refresh,code_flow,fapi2,password,audit]
-//	    [--audit-events 1000000] [--registry-records 1000000] [--out FILE]
+//	    [--audit-events 1000000] [--registry-records 1000000] [--proofing-records 200000] [--out FILE]
 package main
 
 import (
@@ -51,6 +51,7 @@ type options struct {
 	argon2      argon2Params
 	audit       auditOptions
 	registry    registryOptions
+	proofing    proofingOptions
 }
 
 func main() {
@@ -92,6 +93,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.registry.readers, "registry-readers", 32, "registry: concurrent lookups by health number (0: skip)")
 	fs.DurationVar(&o.registry.duration, "registry-lookup-duration", 5*time.Second, "registry: window of the lookups")
 	fs.BoolVar(&o.registry.keep, "registry-keep", false, "registry: keep the generated delivery (its directory is printed)")
+	fs.IntVar(&o.proofing.records, "proofing-records", 200_000, "proofing: people in the generated registry (9000000: the issue's scale)")
+	fs.IntVar(&o.proofing.callers, "proofing-callers", 32, "proofing: concurrent citizens checking local secrets")
+	fs.DurationVar(&o.proofing.duration, "proofing-duration", 5*time.Second, "proofing: window of the checks")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -129,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.registry.records < 1 || o.registry.readers < 0 || o.registry.duration < 0 {
 		return nil, errors.New("bad --registry-* value")
+	}
+	if o.proofing.records < 1 || o.proofing.callers < 1 || o.proofing.duration <= 0 {
+		return nil, errors.New("bad --proofing-* value")
 	}
 	if o.audit.events < 1 || o.audit.batch < 1 || o.audit.proofs < 1 || o.audit.callers < 0 || o.audit.duration < 0 {
 		return nil, errors.New("bad --audit-* value: events, batch and proofs must be at least 1")
@@ -170,6 +177,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	rep := &report{opts: o, machine: describeMachine(), started: time.Now()}
 	defer o.cleanupRegistry(stderr)
+	defer o.cleanupProofing()
 	help := serveHelp(o.bin)
 	rep.fastHashFlag = strings.Contains(help, "demo-fast-hash")
 	if !rep.fastHashFlag {
@@ -214,6 +222,7 @@ type dbResult struct {
 	fapiRetry  int64        // FAPI requests sent again with a fresh DPoP nonce
 	audit      *auditResult // the audit scenario
 	registry   *registryResult
+	proofing   *proofingResult
 }
 
 // runDB runs the server scenarios, then the audit scenario (on a database
@@ -239,6 +248,13 @@ func runDB(ctx context.Context, o *options, db string, fastHashFlag bool, logw i
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 		res.registry = r
+	}
+	if slices.Contains(o.scenarios, scProofing) {
+		p, err := runProofing(ctx, o, db, logw)
+		if err != nil {
+			return nil, fmt.Errorf("proofing: %w", err)
+		}
+		res.proofing = p
 	}
 	return res, nil
 }

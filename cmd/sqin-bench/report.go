@@ -273,6 +273,7 @@ func (rep *report) write(w io.Writer) {
 	}
 	rep.writeAudit(w)
 	rep.writeRegistry(w)
+	rep.writeProofing(w)
 }
 
 // writeTargets writes the server scenarios' targets table.

@@ -30,12 +30,13 @@ const (
 	scPassword          = "password"
 	scAudit             = "audit" // no server: see audit.go
 	// scRegistry (no server): see registry.go
+	// scProofing (no server): see proofing.go
 )
 
-var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scFAPI, scPassword, scAudit, scRegistry}
+var allScenarios = []string{scClientCredentials, scUserinfo, scRefresh, scCodeFlow, scFAPI, scPassword, scAudit, scRegistry, scProofing}
 
 // serverScenario tells whether a scenario loads a running server.
-func serverScenario(sc string) bool { return sc != scAudit && sc != scRegistry }
+func serverScenario(sc string) bool { return sc != scAudit && sc != scRegistry && sc != scProofing }
 
 var scenarioTitles = map[string]string{
 	scClientCredentials: "client_credentials (Basic auth)",
@@ -46,6 +47,7 @@ var scenarioTitles = map[string]string{
 	scPassword:          "password sign-in (argon2id)",
 	scAudit:             "audit log",
 	scRegistry:          "registry import (RAIG)",
+	scProofing:          "proofing checks (local secrets)",
 }
 
 // targets in operations per second (the password target is a ratio to

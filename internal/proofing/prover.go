@@ -7,6 +7,8 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/sqin/sqin"
@@ -83,6 +85,13 @@ func (l *Limits) defaults() {
 type Counter interface {
 	Hit(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
 	Count(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+}
+
+// MultiCounter is a Counter that records one event under several keys in
+// one transaction (one commit instead of one per key), returning each
+// key's count in order. The prover uses it when its counter has it.
+type MultiCounter interface {
+	HitAll(ctx context.Context, keys []string, window time.Duration, now time.Time) ([]int, error)
 }
 
 // HashStore returns the keyed hash of a delivered local secret of one
@@ -207,33 +216,70 @@ func result(match bool) Result {
 }
 
 // count records the attempt under each limit and reports Locked when one is
-// exceeded.
+// exceeded. The global key comes last: with a MultiCounter, the one row
+// every attempt updates stays locked only for the end of the transaction.
 func (p *Prover) count(ctx context.Context, a Attempt) (Result, error) {
 	now := p.now()
-	keys := []struct {
+	var keys []string
+	var limits []int
+	for _, k := range []struct {
 		key   string
 		limit int
 	}{
-		{"proof:global", p.limits.Global},
 		{"proof:identity:" + a.Identity, p.limits.PerPerson},
 		{"proof:account:" + a.AccountID, p.limits.PerAccount},
 		{"proof:address:" + a.Address, p.limits.PerAddress},
-	}
-	locked := false
-	for _, k := range keys {
+		p.globalKey(),
+	} {
 		if k.key[len(k.key)-1] == ':' {
 			continue // no such dimension in this attempt
 		}
-		n, err := p.counter.Hit(ctx, k.key, p.limits.Window, now)
-		if err != nil {
+		keys, limits = append(keys, k.key), append(limits, k.limit)
+	}
+	counts := make([]int, len(keys))
+	if mc, ok := p.counter.(MultiCounter); ok {
+		var err error
+		if counts, err = mc.HitAll(ctx, keys, p.limits.Window, now); err != nil {
 			return Result{}, fmt.Errorf("proofing: count attempts: %w", err)
 		}
-		locked = locked || n > k.limit
+	} else {
+		for i, k := range keys {
+			n, err := p.counter.Hit(ctx, k, p.limits.Window, now)
+			if err != nil {
+				return Result{}, fmt.Errorf("proofing: count attempts: %w", err)
+			}
+			counts[i] = n
+		}
 	}
-	if locked {
-		return Result{Outcome: Locked, RetryAfter: p.limits.Window}, nil
+	for i, n := range counts {
+		if n > limits[i] {
+			return Result{Outcome: Locked, RetryAfter: p.limits.Window}, nil
+		}
 	}
 	return Result{}, nil
+}
+
+// globalKey is the global limit's key and limit for one attempt. Every
+// attempt of every citizen counts there, so on PostgreSQL one row would
+// take every attempt's lock in turn: past 1,000 a limit is spread over up
+// to 8 keys, one picked at random per attempt, each holding its share.
+// The shards fill evenly, so the limit still holds within a few per cent
+// (at the default 100,000: each shard's 12,500 ± about 110).
+func (p *Prover) globalKey() struct {
+	key   string
+	limit int
+} {
+	shards := min(max(p.limits.Global/1000, 1), 8)
+	if shards == 1 {
+		return struct {
+			key   string
+			limit int
+		}{"proof:global", p.limits.Global}
+	}
+	return struct {
+		key   string
+		limit int
+	}{"proof:global:" + strconv.Itoa(rand.IntN(shards)), (p.limits.Global + shards - 1) / shards}
 }
 
 // registryHeld reports whether every field of a local secret names the
