@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -187,4 +188,27 @@ func TestProverNeedsVerifiersAndKey(t *testing.T) {
 	if _, err := proofing.NewProver(proofing.DefaultCatalogue(), key[:16], proofing.Limits{}, db, db, map[string]proofing.Verifier{}); err == nil {
 		t.Fatal("short key accepted")
 	}
+}
+
+// TestGlobalLimitShards: a global limit of 2,000 is spread over two keys
+// of 1,000; whatever the random choice of key, no attempt is locked
+// before the 1,001st and, by pigeonhole, one is by the 2,001st.
+func TestGlobalLimitShards(t *testing.T) {
+	db := openDB(t, sqltest.SQLiteURL(t))
+	never := 1 << 30
+	p := newProver(t, db, proofing.Limits{PerPerson: never, PerAccount: never, PerAddress: never, Global: 2000}, nil)
+	for i := 1; i <= 2001; i++ {
+		r, err := p.Check(t.Context(), proofing.Attempt{SecretType: "health-card", Values: map[string]string{"nam": "x"},
+			AccountID: "a", Identity: fmt.Sprint("id-", i), Address: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Outcome == proofing.Locked {
+			if i <= 1000 {
+				t.Fatalf("locked at attempt %d", i)
+			}
+			return
+		}
+	}
+	t.Fatal("2,001 attempts and no lock: the global limit does not hold")
 }
