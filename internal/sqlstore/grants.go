@@ -180,6 +180,15 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 		if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
 			return false, &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
 		}
+		if rt != nil && db.dialect == Postgres {
+			// The grant and its first refresh token in one round trip.
+			args, err := grantArgs(op, g)
+			if err != nil {
+				return false, err
+			}
+			_, err = tx.ExecContext(ctx, db.sql(qCreateGrantRefresh), append(args, refreshArgs(rt)...)...)
+			return err == nil, wrap(op, err)
+		}
 		if err := db.createGrant(ctx, tx, op, g); err != nil {
 			return false, wrap(op, err)
 		}
@@ -191,6 +200,11 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 		return true, nil
 	})
 }
+
+// qCreateGrantRefresh is qCreateGrant and qCreateRefresh in one statement
+// (PostgreSQL).
+var qCreateGrantRefresh = newQuery(`WITH g AS (INSERT INTO grants (` + grantCols + `) VALUES (` + marks(grantCols) + `))
+	INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (` + marks(refreshCols) + `)`)
 
 // unusable explains why a code or refresh token could not be marked used:
 // missing, already used (then its grant is revoked, to be committed), or
@@ -211,20 +225,33 @@ func (db *DB) unusable(ctx context.Context, tx *sql.Tx, op string, state query, 
 	return false, fail(op, sqin.ErrExpired, nil)
 }
 
-func (db *DB) createGrant(ctx context.Context, tx *sql.Tx, op string, g *sqin.Grant) error {
+// grantArgs are the arguments of qCreateGrant.
+func grantArgs(op string, g *sqin.Grant) ([]any, error) {
 	var l lists
 	args := []any{g.ID, g.ClientID, g.AccountID, g.SessionID, l.join(g.Scopes), g.Claims, int64(g.LoA),
 		l.join(g.AMR), ms(g.AuthTime), g.Offline, ms(g.CreatedAt), ms(g.ExpiresAt), ms(g.RevokedAt), g.DPoPJKT}
 	if l.err != nil {
-		return l.invalid(op)
+		return nil, l.invalid(op)
 	}
-	_, err := tx.ExecContext(ctx, db.sql(qCreateGrant), args...)
+	return args, nil
+}
+
+// refreshArgs are the arguments of qCreateRefresh.
+func refreshArgs(t *sqin.RefreshToken) []any {
+	return []any{t.Hash, t.GrantID, t.ClientID, ms(t.CreatedAt), ms(t.ExpiresAt), ms(t.UsedAt)}
+}
+
+func (db *DB) createGrant(ctx context.Context, tx *sql.Tx, op string, g *sqin.Grant) error {
+	args, err := grantArgs(op, g)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, db.sql(qCreateGrant), args...)
 	return err
 }
 
 func (db *DB) createRefresh(ctx context.Context, tx *sql.Tx, t *sqin.RefreshToken) error {
-	_, err := tx.ExecContext(ctx, db.sql(qCreateRefresh), t.Hash, t.GrantID, t.ClientID, ms(t.CreatedAt),
-		ms(t.ExpiresAt), ms(t.UsedAt))
+	_, err := tx.ExecContext(ctx, db.sql(qCreateRefresh), refreshArgs(t)...)
 	return err
 }
 
