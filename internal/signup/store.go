@@ -160,7 +160,8 @@ type Store interface {
 	// MailSent marks a mail sent and forgets its body.
 	MailSent(ctx context.Context, id string, now time.Time) error
 	// MailFailed records a failed attempt; the mail is due again at next
-	// (a zero next gives up on it).
+	// (a zero next gives up on it and erases its body: codes and links
+	// are not kept in clear for a mail that will never go).
 	MailFailed(ctx context.Context, id string, next time.Time, reason string) error
 	// PruneSignup deletes expired registrations and mails sent (or given
 	// up) before the given time.

@@ -34,6 +34,7 @@ var (
 	qLeaseMail      = newQuery(`UPDATE mail_outbox SET lease_until = ?, attempts = attempts + 1 WHERE id = ? AND sent_at = 0 AND lease_until <= ? RETURNING recipient, subject, body, kind, created_at, attempts`)
 	qMailSent       = newQuery(`UPDATE mail_outbox SET sent_at = ?, body = '', lease_until = 0, last_error = '' WHERE id = ?`)
 	qMailFailed     = newQuery(`UPDATE mail_outbox SET next_attempt_at = ?, lease_until = 0, last_error = ? WHERE id = ?`)
+	qMailAbandoned  = newQuery(`UPDATE mail_outbox SET next_attempt_at = 0, lease_until = 0, last_error = ?, body = '' WHERE id = ?`)
 	qPersonsByBirth = newQuery(`SELECT id, family_name, given_name FROM persons WHERE birth_date = ? AND removed_import = 0
 		AND death_date = '' ORDER BY id LIMIT 1000`)
 	qAddProof = newQuery(`INSERT INTO account_proofs (account_id, person_id, proof, proved_at) VALUES (?, ?, ?, ?)
@@ -298,13 +299,19 @@ func (db *DB) MailSent(ctx context.Context, id string, now time.Time) error {
 	return wrap("sqlstore.MailSent", err)
 }
 
-// MailFailed records a failed attempt; a zero next gives up (the mail is
-// never due again) and empties nothing, so an operator can see it.
+// MailFailed records a failed attempt; a zero next gives up: the mail is
+// never due again and its body (an email code, a reset link) is erased,
+// while its recipient, kind and last error stay for an operator to see.
 func (db *DB) MailFailed(ctx context.Context, id string, next time.Time, reason string) error {
 	if len(reason) > 200 {
 		reason = reason[:200]
 	}
-	_, err := db.write.ExecContext(ctx, db.sql(qMailFailed), ms(next), reason, id)
+	var err error
+	if next.IsZero() {
+		_, err = db.write.ExecContext(ctx, db.sql(qMailAbandoned), reason, id)
+	} else {
+		_, err = db.write.ExecContext(ctx, db.sql(qMailFailed), ms(next), reason, id)
+	}
 	return wrap("sqlstore.MailFailed", err)
 }
 
