@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"strings"
 	"time"
 
@@ -195,7 +196,7 @@ func (db *DB) FinishSecretDelivery(ctx context.Context, d *proofing.SecretDelive
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return cmp.Or(err, error(&sqin.Error{Code: sqin.EConflict, Op: op, Message: "the delivery is not running (another import finished it?)"}))
+			return cmp.Or(err, fail(op, sqin.ErrConflict, errors.New("the delivery is not running (another import finished it?)")))
 		}
 		return nil
 	})

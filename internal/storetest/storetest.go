@@ -73,8 +73,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Registry", testRegistry},
 		{"Authorisations", testAuthorisations},
 		{"LocalSecrets", testLocalSecrets},
+		{"SecretDeliveries", testSecretDeliveries},
+		{"HitAll", testHitAll},
 		{"AdminTokens", testAdminTokens},
 		{"Signup", testSignup},
+		{"Letters", testLetters},
+		{"PasswordResets", testPasswordResets},
 		{"Ping", func(t *testing.T, s store.Store) { ok(t, s.Ping(t.Context())) }},
 	}
 	for _, tc := range tests {
