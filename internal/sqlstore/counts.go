@@ -50,11 +50,19 @@ func (t pgCounter) TraceQueryStart(ctx context.Context, conn *pgx.Conn, d pgx.Tr
 	return ctx
 }
 
-// isWrite reports whether a statement's first word is INSERT, UPDATE or
-// DELETE (the store's writes outside transactions are all of this form).
+// isWrite reports whether a statement writes: its first word is INSERT,
+// UPDATE or DELETE, or it is a WITH query that holds one of them (the
+// store's statements name no table or column after these words).
 func isWrite(sql string) bool {
-	w, _, _ := strings.Cut(strings.TrimSpace(sql), " ")
-	return strings.EqualFold(w, "insert") || strings.EqualFold(w, "update") || strings.EqualFold(w, "delete")
+	w, rest, _ := strings.Cut(strings.TrimSpace(sql), " ")
+	switch {
+	case strings.EqualFold(w, "insert"), strings.EqualFold(w, "update"), strings.EqualFold(w, "delete"):
+		return true
+	case strings.EqualFold(w, "with"):
+		rest = strings.ToUpper(rest)
+		return strings.Contains(rest, "INSERT INTO") || strings.Contains(rest, "UPDATE ") || strings.Contains(rest, "DELETE FROM")
+	}
+	return false
 }
 
 func (pgCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
