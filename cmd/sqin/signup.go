@@ -109,6 +109,10 @@ func (p providerSessions) EndSession(ctx context.Context, sessionID string) erro
 	return err
 }
 
+func (p providerSessions) ForgetFailedSignIns(ctx context.Context, email string) error {
+	return p.op.ForgetFailedSignIns(ctx, email)
+}
+
 // runMailer delivers the outbox until ctx ends.
 func (a *app) runMailer(ctx context.Context) {
 	if a.mailer != nil {

@@ -749,6 +749,21 @@ func TestLettersExportCommand(t *testing.T) {
 		t.Error("the server log holds the code")
 	}
 
+	// Someone else's failed sign-ins lock the address…
+	signIn := func(pw string) int {
+		t.Helper()
+		c := newBrowser(t, srv.base, "fr")
+		_, page, _ := c.get("/login")
+		status, _, _ := c.submit(page, "/login", url.Values{"username": {email}, "password": {pw}})
+		return status
+	}
+	for range 5 {
+		signIn("pas le bon mot de passe")
+	}
+	if status := signIn("pas le bon mot de passe"); status != http.StatusTooManyRequests {
+		t.Fatalf("sixth sign-in: %d", status)
+	}
+
 	// A password reset from another browser signs this one out.
 	other := newBrowser(t, srv.base, "fr")
 	_, page, _ = other.get("/mot-de-passe-oublie")
@@ -762,6 +777,10 @@ func TestLettersExportCommand(t *testing.T) {
 	}
 	if _, home, _ := b.get("/"); strings.Contains(home, `name="logout"`) {
 		t.Fatal("still signed in after a password reset")
+	}
+	// …and the reset lifts the lock: the new password works at once.
+	if status := signIn("quatre hiboux sous la lune"); status != http.StatusSeeOther && status != http.StatusFound {
+		t.Fatalf("sign-in with the new password after the reset: %d", status)
 	}
 	sink.wait(t, email, "Le mot de passe de votre compte vient d'être changé")
 }

@@ -100,7 +100,7 @@ func (p *Provider) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	acctKey := "login:acct:" + keys.Hash(email)
+	acctKey := signInLimitKey(email)
 	addrKey := "login:addr:" + web.LimitAddress(r)
 	nAcct, err1 := p.st.Count(ctx, acctKey, p.cfg.LoginWindow, now)
 	nAddr, err2 := p.st.Count(ctx, addrKey, p.cfg.LoginWindow, now)

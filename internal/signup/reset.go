@@ -184,8 +184,12 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Mailer != nil {
 		h.cfg.Mailer.Wake()
 	}
-	// Whoever knew the old password is signed out everywhere.
+	// Whoever knew the old password is signed out everywhere; the failed
+	// sign-ins of the address no longer hold the citizen back.
 	if h.cfg.Sessions != nil {
+		if err := h.cfg.Sessions.ForgetFailedSignIns(ctx, acct.Email); err != nil {
+			h.log.ErrorContext(ctx, "signup: forget failed sign-ins", "request_id", web.RequestID(ctx), "err", err)
+		}
 		ids, err := h.st.AccountSessions(ctx, acct.ID)
 		if err != nil {
 			h.log.ErrorContext(ctx, "signup: sessions to end", "request_id", web.RequestID(ctx), "err", err)

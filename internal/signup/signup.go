@@ -108,6 +108,10 @@ type Sessions interface {
 	SessionAccount(r *http.Request) (accountID, sessionID string)
 	// EndSession ends a session (with its logout notifications).
 	EndSession(ctx context.Context, sessionID string) error
+	// ForgetFailedSignIns forgets the failed sign-ins counted against an
+	// email address (after a password reset, so that the citizen is not
+	// locked out by the attempts that made them reset it).
+	ForgetFailedSignIns(ctx context.Context, email string) error
 }
 
 // Handler serves the account creation and proofing pages.
