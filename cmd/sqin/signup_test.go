@@ -713,8 +713,24 @@ func TestLettersExportCommand(t *testing.T) {
 		t.Fatalf("export without an issuer or key: %d %s", code, stderr)
 	}
 
-	_, page, _ = b.get("/verification/courrier")
-	status, page, _ := b.submit(page, "/verification/courrier", url.Values{"code": {string(m[1])}})
+	// Days later the letter arrives: the citizen signs in on another
+	// browser; the home page of an account below level 2 leads to the
+	// code's entry.
+	later, phone := newBrowser(t, srv.base, "fr"), newBrowser(t, srv.base, "fr")
+	for _, br := range []*browser{later, phone} {
+		_, page, _ = br.get("/login")
+		if status, _, h := br.submit(page, "/login", url.Values{"username": {email}, "password": {testPassword}}); status != http.StatusSeeOther || h.Get("Location") != "/" {
+			t.Fatalf("sign-in: %d %s", status, h.Get("Location"))
+		}
+	}
+	_, home, _ := later.get("/")
+	for _, want := range []string{"Confirmez votre identité", `href="/verification"`, `href="/verification/courrier"`} {
+		if !strings.Contains(home, want) {
+			t.Fatalf("home page below level 2 lacks %q:\n%s", want, home)
+		}
+	}
+	_, page, _ = later.get("/verification/courrier")
+	status, page, _ := later.submit(page, "/verification/courrier", url.Values{"code": {string(m[1])}})
 	if status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("code entry: %d %s", status, page)
 	}
@@ -727,9 +743,12 @@ func TestLettersExportCommand(t *testing.T) {
 	if err != nil || acct.LoA != sqin.LoA2 {
 		t.Fatalf("account %+v %v", acct, err)
 	}
-	// Signed in at level 2 by the code entry.
-	if _, home, _ := b.get("/"); !strings.Contains(home, `name="logout"`) {
-		t.Fatal("not signed in after the code")
+	// Signed in at level 2 by the code entry: nothing left to prove, not
+	// even on the phone whose session began at level 1.
+	for _, br := range []*browser{later, phone} {
+		if _, home, _ := br.get("/"); !strings.Contains(home, `name="logout"`) || strings.Contains(home, `href="/verification/courrier"`) {
+			t.Fatalf("home page after the code:\n%s", home)
+		}
 	}
 	var actions []string
 	for _, r := range logOf(t, db) {
@@ -775,7 +794,7 @@ func TestLettersExportCommand(t *testing.T) {
 		"password2": {"quatre hiboux sous la lune"}}); status != http.StatusOK || !strings.Contains(page, "Votre mot de passe a été changé") {
 		t.Fatalf("reset: %d %s", status, page)
 	}
-	if _, home, _ := b.get("/"); strings.Contains(home, `name="logout"`) {
+	if _, home, _ := later.get("/"); strings.Contains(home, `name="logout"`) {
 		t.Fatal("still signed in after a password reset")
 	}
 	// …and the reset lifts the lock: the new password works at once.

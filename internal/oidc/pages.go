@@ -285,7 +285,12 @@ func sortedSet(s []string) []string {
 	return out
 }
 
-type homeData struct{ SignedIn bool }
+type homeData struct {
+	SignedIn bool
+	// Unproved: the signed-in account is below level 2; the page links to
+	// identity proofing and to the entry of a code received by mail.
+	Unproved bool
+}
 
 // HandleHome is the service's landing page.
 func (p *Provider) HandleHome(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +302,18 @@ func (p *Provider) HandleHome(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Has("lang") {
 		p.setLang(w, lang)
 	}
-	pg := p.rd.NewPage(r, lang, "home.title", homeData{SignedIn: p.currentSession(r) != nil})
+	sess := p.currentSession(r)
+	d := homeData{SignedIn: sess != nil}
+	if sess != nil && sess.LoA < sqin.LoA2 {
+		// The account may have been proved since this session began (on
+		// another device): its own level decides.
+		if a, err := p.st.GetAccount(r.Context(), sess.AccountID); err != nil {
+			p.logErr(r.Context(), "oidc: home: read account", err)
+		} else {
+			d.Unproved = a.LoA < sqin.LoA2
+		}
+	}
+	pg := p.rd.NewPage(r, lang, "home.title", d)
 	pg.CSRF = p.csrf.Token(w, r)
 	p.rd.Render(w, http.StatusOK, "home", pg)
 }
