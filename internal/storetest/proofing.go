@@ -88,6 +88,9 @@ func testSecretDeliveries(t *testing.T, s store.Store) {
 	// A delta removes one; a refused delivery may run again.
 	done, err = st.BeginSecretDelivery(ctx, d2, t0)
 	ok(t, err)
+	if done {
+		t.Fatal("the first delta is done before it ran")
+	}
 	ok(t, st.RefuseSecretDelivery(ctx, d2, "too many rejects", t0))
 	d2.SHA256 = "s2-corrected"
 	done, err = st.BeginSecretDelivery(ctx, d2, t0)
