@@ -288,11 +288,7 @@ func checkDelivery(path string, m *SecretManifest, s *SecretType) (rejects []rej
 		return nil, 0, shaMatches(r, m), &headerError{err.Error()}
 	}
 	seed := maphash.MakeSeed()
-	type key struct {
-		h    uint64
-		line int64
-	}
-	var keys []key
+	var keys []uint64 // of the valid lines' health numbers: 8 bytes a record
 	for {
 		err := r.next()
 		if errors.Is(err, io.EOF) {
@@ -311,31 +307,23 @@ func checkDelivery(path string, m *SecretManifest, s *SecretType) (rejects []rej
 			rejects = append(rejects, reject{r.line, field, reason})
 			continue
 		}
-		keys = append(keys, key{maphash.String(seed, r.rec[1]), r.line})
+		keys = append(keys, maphash.String(seed, r.rec[1]))
 	}
 	if !shaMatches(r, m) {
 		return nil, records, false, nil
 	}
-	// Candidates: lines whose health number's hash an earlier line has;
-	// read again to compare the numbers themselves.
-	slices.SortFunc(keys, func(a, b key) int {
-		if a.h != b.h {
-			if a.h < b.h {
-				return -1
-			}
-			return 1
-		}
-		return int(a.line - b.line)
-	})
-	cand := map[int64]bool{}
+	// Candidates: hashes two valid lines share; read again to compare the
+	// numbers themselves.
+	slices.Sort(keys)
+	cand := map[uint64]bool{}
 	for i := 1; i < len(keys); i++ {
-		if keys[i].h == keys[i-1].h {
-			cand[keys[i-1].line], cand[keys[i].line] = true, true
+		if keys[i] == keys[i-1] {
+			cand[keys[i]] = true
 		}
 	}
 	keys = nil
 	if len(cand) > 0 {
-		dups, err := exactDuplicates(path, m, s, cand)
+		dups, err := exactDuplicates(path, m, s, seed, cand)
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -349,9 +337,9 @@ func shaMatches(r *deliveryReader, m *SecretManifest) bool {
 	return fmt.Sprintf("%x", r.sum.Sum(nil)) == m.SHA256
 }
 
-// exactDuplicates reads the candidate lines again and rejects every line
-// whose health number an earlier line has.
-func exactDuplicates(path string, m *SecretManifest, s *SecretType, cand map[int64]bool) ([]reject, error) {
+// exactDuplicates reads the file again and rejects every valid line whose
+// health number (among the candidate hashes) an earlier valid line has.
+func exactDuplicates(path string, m *SecretManifest, s *SecretType, seed maphash.Seed, cand map[uint64]bool) ([]reject, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open data file: %w", err)
@@ -368,8 +356,11 @@ func exactDuplicates(path string, m *SecretManifest, s *SecretType, cand map[int
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
-		if err != nil || !cand[r.line] {
-			continue // a line error was reported in the first pass
+		if err != nil {
+			continue // reported in the first pass
+		}
+		if _, reason := checkLine(r.rec, m.Kind, s); reason != "" || !cand[maphash.String(seed, r.rec[1])] {
+			continue
 		}
 		if l, ok := first[r.rec[1]]; ok {
 			out = append(out, reject{r.line, MatchNAM, "health number already on line " + strconv.FormatInt(l, 10)})
