@@ -77,6 +77,21 @@ type registryResult struct {
 	lookups   []time.Duration
 	lookupM   measured
 	misses    int // lookups of people the delta removed
+	runQueue  runQueue
+	one       []time.Duration // lookups by one reader alone: the latency without queueing
+}
+
+// lookupCPU is the CPU one lookup costs: this process (the readers, the
+// store, the driver) and, on PostgreSQL, the backends that answer it.
+func (r *registryResult) lookupCPU() time.Duration {
+	return (r.lookupM.self + r.lookupM.db) / time.Duration(max(len(r.lookups), 1))
+}
+
+// lookupFloor is the mean latency 32 closed-loop readers cannot go below
+// on ncpu CPUs: by Little's law, readers × CPU per lookup ÷ CPUs once the
+// CPUs are saturated.
+func (r *registryResult) lookupFloor(readers, ncpu int) time.Duration {
+	return time.Duration(readers) * r.lookupCPU() / time.Duration(max(ncpu, 1))
 }
 
 func (r *registryResult) snapshotRate() float64 {
@@ -319,30 +334,9 @@ func runRegistry(ctx context.Context, o *options, db string, logw io.Writer) (re
 
 	// 4. Lookups by health number, --registry-readers at once.
 	if o.registry.readers > 0 && o.registry.duration > 0 {
-		st, err := sqlstore.Open(ctx, dbURL)
-		if err != nil {
+		if err := lookupScenario(ctx, o, db, dbURL, d.nams, res, quiet, logw); err != nil {
 			return nil, err
 		}
-		defer st.Close()
-		meter := stepMeter{}
-		if pg {
-			b, err := newPGBackends(ctx, o.postgres, os.Getpid())
-			if err != nil {
-				return nil, err
-			}
-			defer b.close()
-			meter.pg, quiet.postgres = b, b
-		}
-		wait("lookup")
-		t0 := meter.sample()
-		res.lookups, res.misses, err = lookups(ctx, st, d.nams, o.registry.readers, o.registry.duration)
-		res.lookupM = meter.since(t0)
-		if err != nil {
-			return nil, fmt.Errorf("lookup: %w", err)
-		}
-		fmt.Fprintf(logw, "%s: registry lookup by health number, %d readers: %d lookups, p50 %s p99 %s (other load %.0f%%)\n", db,
-			o.registry.readers, len(res.lookups), fmtDur(percentile(res.lookups, 0.5)), fmtDur(percentile(res.lookups, 0.99)),
-			100*res.lookupM.others)
 	}
 	return res, nil
 }
@@ -380,6 +374,116 @@ func newPGBackendsOf(_ context.Context, conn *pgx.Conn) (*pgBackends, error) {
 	return &pgBackends{conn: conn, pid: os.Getpid(), pgPort: conn.Config().Port}, nil
 }
 
+// lookupScenario measures lookups by health number through the store, as
+// the server runs them (FindPersonByHealthNumber, the default connection
+// pool of the URL): --registry-readers goroutines at once, after a warm-up
+// (connections opened, statements prepared, pages cached), then one
+// reader alone. On PostgreSQL the registry is vacuumed first, as
+// autovacuum leaves it a little after an import: until then an index-only
+// scan still visits the table.
+func lookupScenario(ctx context.Context, o *options, db, dbURL string, nams []string, res *registryResult,
+	quiet cpuMeter, logw io.Writer) error {
+	pg := db == "postgres"
+	if pg {
+		conn, err := pgx.Connect(ctx, dbURL)
+		if err != nil {
+			return err
+		}
+		_, err = conn.Exec(ctx, "VACUUM (ANALYZE) persons")
+		conn.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return fmt.Errorf("vacuum: %w", err)
+		}
+	}
+	st, err := sqlstore.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	meter := stepMeter{}
+	if pg {
+		b, err := newPGBackends(ctx, o.postgres, os.Getpid())
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		meter.pg, quiet.postgres = b, b
+	}
+	readers, dur := o.registry.readers, o.registry.duration
+	if _, _, err := lookups(ctx, st, nams, readers, min(dur/5, time.Second)); err != nil { // warm-up
+		return fmt.Errorf("lookup: %w", err)
+	}
+	if q := o.wait(ctx, quiet); q >= quietThreshold {
+		fmt.Fprintf(logw, "%s: registry lookup: other processes still use %.0f%% of the CPUs; measuring anyway\n", db, 100*q)
+	}
+	rq := sampleRunQueue()
+	t0 := meter.sample()
+	res.lookups, res.misses, err = lookups(ctx, st, nams, readers, dur)
+	res.lookupM = meter.since(t0)
+	res.runQueue = rq()
+	if err != nil {
+		return fmt.Errorf("lookup: %w", err)
+	}
+	if res.one, _, err = lookups(ctx, st, nams, 1, min(dur/2, 2*time.Second)); err != nil {
+		return fmt.Errorf("lookup: %w", err)
+	}
+	fmt.Fprintf(logw, "%s: registry lookup by health number, %d readers: %d lookups, p50 %s p99 %s, CPU %s/lookup (floor of the mean %s), run queue %.1f (max %d), one reader p50 %s p99 %s (other load %.0f%%)\n",
+		db, readers, len(res.lookups), fmtDur(percentile(res.lookups, 0.5)), fmtDur(percentile(res.lookups, 0.99)),
+		fmtDur(res.lookupCPU()), fmtDur(res.lookupFloor(readers, runtime.NumCPU())), res.runQueue.mean, res.runQueue.max,
+		fmtDur(percentile(res.one, 0.5)), fmtDur(percentile(res.one, 0.99)), 100*res.lookupM.others)
+	return nil
+}
+
+// runQueue is the number of runnable threads on the machine (running or
+// waiting for a CPU: /proc/stat procs_running, this process's included),
+// sampled every 10 ms.
+type runQueue struct {
+	mean float64
+	max  int
+}
+
+// sampleRunQueue starts sampling; the function it returns stops and
+// summarises.
+func sampleRunQueue() func() runQueue {
+	done := make(chan runQueue)
+	stop := make(chan struct{})
+	go func() {
+		var sum, n, most int
+		tk := time.NewTicker(10 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- runQueue{mean: float64(sum) / float64(max(n, 1)), max: most}
+				return
+			case <-tk.C:
+			}
+			if r, ok := procsRunning(); ok {
+				sum, n, most = sum+r, n+1, max(most, r)
+			}
+		}
+	}()
+	return func() runQueue {
+		close(stop)
+		return <-done
+	}
+}
+
+// procsRunning reads procs_running from /proc/stat.
+func procsRunning() (int, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	_, rest, ok := strings.Cut(string(b), "\nprocs_running ")
+	if !ok {
+		return 0, false
+	}
+	v, _, _ := strings.Cut(rest, "\n")
+	n, err := strconv.Atoi(v)
+	return n, err == nil
+}
+
 // lookups runs readers goroutines looking up health numbers (cycling
 // through nams) for dur, and returns every latency, sorted, and how many
 // found nobody (people the delta removed).
@@ -397,7 +501,7 @@ func lookups(ctx context.Context, st *sqlstore.DB, nams []string, readers int, d
 	)
 	for w := range readers {
 		wg.Go(func() {
-			var lat []time.Duration
+			lat := make([]time.Duration, 0, 1<<14) // no growth (and garbage) while measuring, mostly
 			miss := 0
 			var ferr error
 			for i := w * 7919; time.Now().Before(end) && ctx.Err() == nil; i++ {
@@ -447,7 +551,7 @@ func (rep *report) writeRegistry(w io.Writer) {
 		scale = fmt.Sprintf(" (the targets are for %s people: rates are compared as they are, times extrapolated linearly)", commas(registryScale))
 	}
 	fmt.Fprintf(w, "## Registry import (RAIG)\n\n")
-	fmt.Fprintf(w, "`sqin registry generate --count %s` writes a snapshot and its first delta (%s records); on each database `sqin registry import` (the binary) loads the snapshot into a fresh registry, then the delta; on PostgreSQL a bare `COPY … FORMAT csv` of the same data file into a table of text columns without index is the physical floor; then %d goroutines look people up by health-insurance number through the store (`FindPersonByHealthNumber`, the default connection pool) for %s%s. Import CPU is the `sqin` process's; PostgreSQL CPU counts the backends serving it (not the WAL writer, checkpointer or parallel index-build workers, which fall in \"other load\").\n\n",
+	fmt.Fprintf(w, "`sqin registry generate --count %s` writes a snapshot and its first delta (%s records); on each database `sqin registry import` (the binary) loads the snapshot into a fresh registry, then the delta; on PostgreSQL a bare `COPY … FORMAT csv` of the same data file into a table of text columns without index is the physical floor; then %d goroutines look people up by health-insurance number through the store as the server does (`FindPersonByHealthNumber`, the default connection pool; after a warm-up, and on PostgreSQL a `VACUUM (ANALYZE)` as autovacuum would do) for %s, and one goroutine alone for a moment%s. The CPU per lookup counts this process and its PostgreSQL backends; with every reader busy, the CPUs are saturated and the mean latency is at least readers × CPU per lookup ÷ CPUs (Little's law); the run queue is the machine's runnable threads (/proc/stat procs_running), sampled every 10 ms. Import CPU is the `sqin` process's; PostgreSQL CPU counts the backends serving it (not the WAL writer, checkpointer or parallel index-build workers, which fall in \"other load\").\n\n",
 		commas(n), commas(dl.deltaRecords), ro.readers, ro.duration, scale)
 	warn := func(m measured) string {
 		if m.others >= quietThreshold {
@@ -518,8 +622,10 @@ func (rep *report) writeRegistry(w io.Writer) {
 			if n < registryScale {
 				verdict = "not at the target's scale"
 			}
-			return fmt.Sprintf("p50 %s, p99 %s, %s lookups/s: %s%s", fmtDur(percentile(r.lookups, 0.5)), fmtDur(p99),
-				commas(int64(float64(len(r.lookups))/r.lookupM.wall.Seconds())), verdict, warn(r.lookupM))
+			return fmt.Sprintf("p50 %s, p99 %s, %s lookups/s; CPU %s/lookup, so a mean of at least %s with %d readers on %d CPUs; run queue %.1f (max %d); one reader alone: p50 %s, p99 %s: %s%s",
+				fmtDur(percentile(r.lookups, 0.5)), fmtDur(p99), commas(int64(float64(len(r.lookups))/r.lookupM.wall.Seconds())),
+				fmtDur(r.lookupCPU()), fmtDur(r.lookupFloor(ro.readers, ncpu)), ro.readers, ncpu, r.runQueue.mean, r.runQueue.max,
+				fmtDur(percentile(r.one, 0.5)), fmtDur(percentile(r.one, 0.99)), verdict, warn(r.lookupM))
 		})
 	fmt.Fprintln(w)
 	if n < registryScale {

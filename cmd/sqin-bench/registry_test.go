@@ -41,6 +41,9 @@ func TestRegistryScenario(t *testing.T) {
 			t.Errorf("%s: %d records, snapshot %s, delta %s, RSS %d KiB, %d lookups of which %d found nobody", db, r.records,
 				r.snapshot.wall, r.delta.wall, r.snapRSS, len(r.lookups), r.misses)
 		}
+		if len(r.one) == 0 || r.lookupCPU() <= 0 || r.runQueue.max < 1 {
+			t.Errorf("%s: one reader %d lookups, CPU %s/lookup, run queue %+v", db, len(r.one), r.lookupCPU(), r.runQueue)
+		}
 		if !strings.Contains(r.summary, "created 3000") {
 			t.Errorf("%s: import summary %q", db, r.summary)
 		}
@@ -55,7 +58,7 @@ func TestRegistryScenario(t *testing.T) {
 	var out bytes.Buffer
 	rep.writeRegistry(&out)
 	for _, want := range []string{"## Registry import (RAIG)", "generate (once, CSV)", "import snapshot, empty registry",
-		"delta of", "lookup by health number, 4 readers", "9 M ≈"} {
+		"delta of", "lookup by health number, 4 readers", "9 M ≈", "/lookup, so a mean of at least", "run queue", "one reader alone"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

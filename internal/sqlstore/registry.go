@@ -1191,6 +1191,21 @@ func (db *DB) GetRegistryEntry(ctx context.Context, personID string) (*registry.
 	return e, nil
 }
 
+var qRegistrySeeded = newQuery(`SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM persons LIMIT 1) t),
+	(SELECT COUNT(*) FROM registry_imports WHERE source = ? AND state = 'applied')`)
+
+// RegistrySeeded reports whether the registry holds any person, and
+// whether a delivery of source has been imported.
+func (db *DB) RegistrySeeded(ctx context.Context, source string) (people, imported bool, err error) {
+	var p, i int64
+	if err := db.read.QueryRowContext(ctx, db.sql(qRegistrySeeded), source).Scan(&p, &i); err != nil {
+		return false, false, wrap("sqlstore.RegistrySeeded", err)
+	}
+	return p > 0, i > 0, nil
+}
+
+// qPersonByHealthNo reads only the index persons_health_no_live (migration
+// 035: health_no, removed_import, id): no table row, no sort.
 var qPersonByHealthNo = newQuery(`SELECT id FROM persons WHERE health_no = ? AND removed_import = 0 ORDER BY id LIMIT 1`)
 
 // FindPersonByHealthNumber returns the ID of the person (not removed) with

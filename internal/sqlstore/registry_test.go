@@ -219,6 +219,8 @@ func TestRegistryLoadMode(t *testing.T) {
 			if err != nil || id != registry.PersonID("A", recs.Ref()) {
 				t.Fatalf("lookup by health number after the load: %q %v", id, err)
 			}
+			checkLookupPlan(t, db1)
+			checkLookupPlan(t, db2)
 
 			// People added after the delivery began: the same delivery is
 			// merged (from its load-shaped staging table) instead.
@@ -237,6 +239,55 @@ func TestRegistryLoadMode(t *testing.T) {
 				t.Fatal("a load turned merge gave another registry than a merge")
 			}
 		})
+	}
+}
+
+// checkLookupPlan checks that FindPersonByHealthNumber's query reads the
+// index persons_health_no_live alone: a covering index on SQLite, an
+// index-only scan without sort on PostgreSQL (sequential and bitmap scans
+// turned off: on a small table the planner would rather read it all).
+func checkLookupPlan(t *testing.T, db *DB) {
+	t.Helper()
+	ctx := t.Context()
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	explain := "EXPLAIN QUERY PLAN "
+	if db.dialect == Postgres {
+		explain = "EXPLAIN "
+		for _, q := range []string{"SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rows, err := tx.QueryContext(ctx, explain+db.sql(qPersonByHealthNo), "ABCD12345678")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var plan []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, fmt.Sprint(vals[len(vals)-1]))
+	}
+	p := strings.Join(plan, "\n")
+	want := "COVERING INDEX persons_health_no_live"
+	if db.dialect == Postgres {
+		want = "Index Only Scan using persons_health_no_live"
+	}
+	if !strings.Contains(p, want) || strings.Contains(p, "Sort") || strings.Contains(p, "TEMP B-TREE") {
+		t.Errorf("lookup by health number, plan:\n%s\nwant %s and no sort", p, want)
 	}
 }
 
