@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sqin/sqin"
@@ -27,9 +29,103 @@ const (
 
 func demoEmail(i int) string { return fmt.Sprintf("citoyen%d@demo.sqin.test", i) }
 
-// seedDemo creates the synthetic persons and demo accounts that do not
-// exist yet; running it again changes nothing.
+// demoSource is the source of the demo accounts' registry people.
+const demoSource = "DEMO"
+
+// seedDemo creates the demo accounts that do not exist yet, each linked to
+// a synthetic registry person; running it again changes nothing.
+//
+// The people come through a registry delivery, as in production: `sqin
+// registry generate` writes it under DATA-DIR/demo-registry and `sqin
+// registry import` loads it. A demo database made before the demo did so
+// holds people inserted directly (identifiers "p_…", where an import
+// makes "r_…" from source and reference): importing into it would give
+// its demo citizens a twin each. So the delivery is imported only into a
+// database whose registry is empty or already holds a demo delivery; an
+// older one keeps being seeded the way it was made.
 func (a *app) seedDemo(ctx context.Context) error {
+	people, imported, err := a.db.RegistrySeeded(ctx, demoSource)
+	if err != nil {
+		return fmt.Errorf("demo registry: %w", err)
+	}
+	if people && !imported {
+		return a.seedDemoDirect(ctx)
+	}
+	hash, err := a.hasher.Hash(demoPassword)
+	if err != nil {
+		return err
+	}
+	persons, err := a.importDemoPeople(ctx, a.cfg.DemoUsers)
+	if err != nil {
+		return fmt.Errorf("demo registry: %w", err)
+	}
+	now := time.Now().UTC()
+	for i, p := range persons {
+		acct := &sqin.Account{ID: fmt.Sprintf("acct-demo-%04d", i+1), Email: demoEmail(i + 1), EmailVerified: true,
+			PasswordHash: hash, LoA: sqin.LoA2, PersonID: p.id, Locale: p.language, CreatedAt: now, UpdatedAt: now}
+		if err := a.db.CreateAccount(ctx, acct); err != nil && !errors.Is(err, sqin.ErrConflict) {
+			return fmt.Errorf("demo account: %w", err)
+		}
+	}
+	return nil
+}
+
+// demoPerson is a registry person a demo account is linked to.
+type demoPerson struct{ id, language string }
+
+// demoBornBy: demo accounts go to people born on or before this date, 14
+// years (SAG's minimum age) before the demo deliveries' extraction: always
+// the same people, whenever and with whatever delivery the demo starts.
+const demoBornBy = "2012-11-01"
+
+// importDemoPeople generates and imports the demo delivery and returns its
+// first n people born by demoBornBy.
+//
+// The delivery holds 2n+20 people rounded up to a power of two (64 at
+// least) and its sequence number grows with that size: the demo started
+// with more accounts imports a larger snapshot (the people already there
+// are the same: generation is deterministic and a larger population
+// begins with the smaller one), one started with fewer finds its people
+// in the larger snapshot imported before.
+func (a *app) importDemoPeople(ctx context.Context, n int) ([]demoPerson, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	count, seq := 64, int64(1)
+	for count < 2*n+20 {
+		count, seq = 2*count, seq+1
+	}
+	m, manifest, err := registry.GenerateDelivery(filepath.Join(a.cfg.DataDir, "demo-registry"), registry.DeliveryOptions{
+		Seed: demoSeed, Count: count, Kind: registry.KindSnapshot, Source: demoSource, Sequence: seq})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := registry.Import(ctx, a.db, manifest, registry.ImportOptions{Logger: a.log, MaxRejectRatio: -1}); err != nil &&
+		!errors.Is(err, registry.ErrOutOfSequence) { // a larger snapshot is there already
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(filepath.Dir(manifest), m.DataFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rd := registry.NewReader(f, m.Format)
+	var out []demoPerson
+	var rec registry.Record
+	for len(out) < n {
+		if err := rd.Next(&rec); err != nil {
+			return nil, fmt.Errorf("the demo delivery holds fewer than %d people aged 14 or more: %w", n, err)
+		}
+		if rec.Fields[registry.FBirthDate] <= demoBornBy {
+			out = append(out, demoPerson{registry.PersonID(demoSource, rec.Ref()), rec.Fields[registry.FLanguage]})
+		}
+	}
+	return out, nil
+}
+
+// seedDemoDirect seeds a demo database made before the demo imported its
+// people: persons inserted directly, as it was made.
+func (a *app) seedDemoDirect(ctx context.Context) error {
 	i := 0
 	hash, err := a.hasher.Hash(demoPassword)
 	if err != nil {
