@@ -27,15 +27,25 @@ const (
 	FLanguage
 	FDeathDate
 	FEffectiveDate
+	// FBirthFamilyName, the family name at birth, came with the second
+	// layout of the CSV header (a column added at the end; files with the
+	// first layout are still read: see LegacyFields).
+	FBirthFamilyName
 	NumFields
 )
+
+// LegacyFields is the number of fields of the first layout of the data
+// file, before birth_family_name: a CSV file whose header is the first
+// LegacyFields names of CSVHeader holds lines of that many fields, whose
+// missing fields are empty.
+const LegacyFields = FBirthFamilyName
 
 // CSVHeader is the fixed first line of a CSV data file and the member names
 // of a JSON Lines record, indexed by the F… constants.
 var CSVHeader = [NumFields]string{
 	"op", "ref", "family_name", "given_names", "birth_date", "sex", "nam", "card_expiry", "card_seq",
 	"civic_number", "street", "unit", "municipality", "postal_code", "language", "death_date",
-	"effective_date",
+	"effective_date", "birth_family_name",
 }
 
 // Attribute declares one registry attribute.
@@ -81,6 +91,11 @@ var Attributes = []Attribute{
 	// Released as locale ("fr-CA", "en-CA").
 	{Name: "language", Field: FLanguage, Column: "language", Claim: "locale", Scope: "profile", Consentable: true},
 	{Name: "death_date", Field: FDeathDate, Column: "death_date", Claim: "sqin_death_date", Scope: "sqin_vital"},
+	// The family name at birth, from which the health-insurance number's
+	// letters come (a married name or a name changed later does not change
+	// the number); empty when the source did not deliver it. Kept for that
+	// check and for matching, never released as a claim.
+	{Name: "birth_family_name", Field: FBirthFamilyName, Column: "birth_family_name", Consentable: true},
 }
 
 // AttributeByName returns the attribute called name.

@@ -188,17 +188,56 @@ func WriteManifest(path string, m *Manifest) error {
 func syntheticRef(p *sqin.Person) string { return "SYN" + p.ID[2:] }
 
 // personRecord fills rec with a create record of p, with health-card data
-// derived from the seed and index.
+// and, for part of the population, a family name other than the name at
+// birth (marriedName), derived from the seed and index. p.FamilyName, from
+// which p.HealthNo was made, is the name at birth.
 func personRecord(rec *Record, p *sqin.Person, seed, i uint64) {
 	h := mix64(i ^ mix64(seed^0x63617264)) // "card"
 	a := &p.Address
 	*rec = Record{Fields: [NumFields]string{
-		FOp: OpCreate, FRef: syntheticRef(p), FFamilyName: p.FamilyName, FGivenNames: p.GivenName,
-		FBirthDate: p.BirthDate, FSex: p.Sex, FNAM: p.HealthNo,
+		FOp: OpCreate, FRef: syntheticRef(p), FFamilyName: marriedName(p, seed, i), FBirthFamilyName: p.FamilyName,
+		FGivenNames: p.GivenName,
+		FBirthDate:  p.BirthDate, FSex: p.Sex, FNAM: p.HealthNo,
 		FCardExpiry: cardExpiries[h%uint64(len(cardExpiries))], FCardSeq: cardSeqs[(h>>16)%4],
 		FCivicNumber: a.CivicNumber, FStreet: a.Street, FUnit: a.Unit, FMunicipality: a.Municipality,
 		FPostalCode: a.PostalCode, FLanguage: p.Language,
 	}}
+}
+
+// marriedName is the family name p goes by: for part of the adults a
+// spouse's name (drawn from the Québec family names by frequency) instead
+// of the name at birth — many women born before 1960, when taking the
+// husband's name was the custom (since 1981 the Civil Code keeps the
+// birth name), fewer of those born later, and a few men (a name changed
+// later) — so that the family name of about one person in eleven no
+// longer gives the health number's letters. Others keep p.FamilyName.
+func marriedName(p *sqin.Person, seed, i uint64) string {
+	h := mix64(i ^ mix64(seed^0x6e616d65)) // "name"
+	year := 0
+	for _, c := range p.BirthDate[:min(4, len(p.BirthDate))] {
+		year = year*10 + int(c-'0')
+	}
+	pct := uint64(0)
+	switch {
+	case year > 2007: // under 18 on the synthetic extraction dates
+	case p.Sex != "F":
+		pct = 1
+	case year < 1960:
+		pct = 45
+	case year < 1981:
+		pct = 15
+	default:
+		pct = 4
+	}
+	if h%100 >= pct {
+		return p.FamilyName
+	}
+	t := &synthTables().frFamily
+	k := t.pickValue(uint32(h >> 32))
+	if t.names[k] == p.FamilyName {
+		k = (k + 1) % len(t.names)
+	}
+	return t.names[k]
 }
 
 var cardSeqs = []string{"01", "02", "03", "04"}

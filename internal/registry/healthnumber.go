@@ -43,7 +43,7 @@ const opValid = "registry.ValidHealthNumber"
 // HealthNumber computes a health-insurance number (NAM, RAMQ) in its compact
 // form, 4 letters and 8 digits without spaces:
 //
-//   - the first 3 letters of the family name, upper case, accents removed,
+//   - the first 3 letters of the family name at birth (family), upper case, accents removed,
 //     letters only (St-Pierre gives STP, D'Amours DAM), padded with X when the
 //     name has fewer than 3 letters (Li gives LIX);
 //   - the first letter of the first given name (Élodie gives E; X if none);
@@ -77,7 +77,8 @@ func HealthNumber(family, given, birthDate, sex string, admin int) string {
 // ValidHealthNumber checks that nam is a well-formed health number (4
 // letters and 8 digits; spaces, as in the printed form "TREM 5001 0190",
 // and lower case are accepted) and that it is consistent with the person:
-// family and given names, birth date (YYYY-MM-DD) and sex (F, M or X). The
+// family name at birth (family: a later name, married or changed, does
+// not change the number) and given names, birth date (YYYY-MM-DD) and sex (F, M or X). The
 // administrative digits are not checked. For sex X both the plain month
 // and the month plus 50 are accepted, since the number was assigned under
 // the sex first registered.
@@ -123,7 +124,7 @@ func ValidHealthNumber(nam, family, given, birthDate, sex string) error {
 	}
 
 	if fam := familyLetters(family); string(fam[:]) != string(n[:3]) {
-		bad = append(bad, "characters 1–3 must be the first 3 letters of the family name (accents removed, padded with X)")
+		bad = append(bad, "characters 1–3 must be the first 3 letters of the family name at birth (accents removed, padded with X)")
 	}
 	if givenLetter(given) != n[3] {
 		bad = append(bad, "character 4 must be the first letter of the first given name")

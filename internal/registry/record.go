@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/sqin/sqin"
 )
 
 // Operations of a record. A snapshot holds only OpCreate records.
@@ -69,6 +71,7 @@ type Reader struct {
 	format string
 	line   int64
 	header bool
+	fields int // fields per CSV line, as the header says
 }
 
 // NewReader reads records in format (FormatCSV or FormatJSONL) from r.
@@ -76,7 +79,10 @@ func NewReader(r io.Reader, format string) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, 256<<10), format: format}
 }
 
-var csvHeaderLine = strings.Join(CSVHeader[:], ",")
+var (
+	csvHeaderLine    = strings.Join(CSVHeader[:], ",")
+	legacyHeaderLine = strings.Join(CSVHeader[:LegacyFields], ",")
+)
 
 // Next reads the next record into rec (overwriting it). At the end it
 // returns io.EOF. A line that cannot be parsed returns a *RecordError (the
@@ -91,7 +97,12 @@ func (r *Reader) Next(rec *Record) error {
 		if r.format == FormatCSV && !r.header {
 			r.header = true
 			line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf"))
-			if string(line) != csvHeaderLine {
+			switch string(line) {
+			case csvHeaderLine:
+				r.fields = NumFields
+			case legacyHeaderLine:
+				r.fields = LegacyFields
+			default:
 				return ErrHeader
 			}
 			continue
@@ -103,7 +114,7 @@ func (r *Reader) Next(rec *Record) error {
 		if r.format == FormatJSONL {
 			return parseJSONLine(line, rec)
 		}
-		return ParseCSVLine(line, rec)
+		return parseCSVLine(line, rec, r.fields)
 	}
 }
 
@@ -136,14 +147,21 @@ func (r *Reader) readLine() ([]byte, error) {
 }
 
 // ParseCSVLine splits one CSV line (RFC 4180 quoting, no line breaks inside
-// fields) into rec's fields. rec.Line is left as it is.
-func ParseCSVLine(line []byte, rec *Record) error {
+// fields) of NumFields fields into rec's fields. rec.Line is left as it is.
+func ParseCSVLine(line []byte, rec *Record) error { return parseCSVLine(line, rec, NumFields) }
+
+// parseCSVLine is ParseCSVLine for lines of want fields (NumFields or
+// LegacyFields); the fields after them are empty.
+func parseCSVLine(line []byte, rec *Record, want int) error {
 	fail := func(reason string) error { return &RecordError{Line: rec.Line, Reason: reason} }
+	for i := want; i < NumFields; i++ {
+		rec.Fields[i] = ""
+	}
 	s := string(line)
 	n, i := 0, 0
 	for {
-		if n == NumFields {
-			return fail(fmt.Sprintf("the line has more than %d fields", NumFields))
+		if n == want {
+			return fail(fmt.Sprintf("the line has more than %d fields", want))
 		}
 		if i < len(s) && s[i] == '"' {
 			j, start, escaped := i+1, i+1, false
@@ -191,8 +209,8 @@ func ParseCSVLine(line []byte, rec *Record) error {
 		}
 		i += k + 1
 	}
-	if n != NumFields {
-		return fail(fmt.Sprintf("the line has %d fields instead of %d", n, NumFields))
+	if n != want {
+		return fail(fmt.Sprintf("the line has %d fields instead of %d", n, want))
 	}
 	return nil
 }
@@ -215,12 +233,13 @@ type jsonRecord struct {
 	Language      *string `json:"language"`
 	DeathDate     *string `json:"death_date"`
 	EffectiveDate *string `json:"effective_date"`
+	BirthFamily   *string `json:"birth_family_name"`
 }
 
 func (j *jsonRecord) fields() [NumFields]**string {
 	return [NumFields]**string{&j.Op, &j.Ref, &j.FamilyName, &j.GivenNames, &j.BirthDate, &j.Sex, &j.NAM,
 		&j.CardExpiry, &j.CardSeq, &j.CivicNumber, &j.Street, &j.Unit, &j.Municipality, &j.PostalCode,
-		&j.Language, &j.DeathDate, &j.EffectiveDate}
+		&j.Language, &j.DeathDate, &j.EffectiveDate, &j.BirthFamily}
 }
 
 // parseJSONLine reads one JSON Lines record: an object whose members are
@@ -270,8 +289,8 @@ func (r *Record) Validate(kind, asOf string) *RecordError {
 		}
 	}
 	if op == OpDeath || op == OpRemove {
-		for i := FFamilyName; i < FEffectiveDate; i++ {
-			if i == FDeathDate {
+		for i := FFamilyName; i < NumFields; i++ {
+			if i == FDeathDate || i == FEffectiveDate {
 				continue
 			}
 			if f[i] != "" {
@@ -299,6 +318,11 @@ func (r *Record) Validate(kind, asOf string) *RecordError {
 	if reason := checkName(f[FGivenNames]); reason != "" {
 		return bad(FGivenNames, reason)
 	}
+	if b := f[FBirthFamilyName]; b != "" {
+		if reason := checkName(b); reason != "" {
+			return bad(FBirthFamilyName, reason)
+		}
+	}
 	switch b := f[FBirthDate]; {
 	case !validDate(b):
 		return bad(FBirthDate, "must be a valid date written YYYY-MM-DD")
@@ -313,8 +337,8 @@ func (r *Record) Validate(kind, asOf string) *RecordError {
 	if !compactNAM(f[FNAM]) {
 		return bad(FNAM, "must be 4 upper-case letters and 8 digits, without spaces")
 	}
-	if err := ValidHealthNumber(f[FNAM], f[FFamilyName], f[FGivenNames], f[FBirthDate], f[FSex]); err != nil {
-		return bad(FNAM, "does not match the name, birth date or sex, or is not a health number")
+	if reason := r.healthNumberProblem(); reason != "" {
+		return bad(FNAM, reason)
 	}
 	if !validCardExpiry(f[FCardExpiry]) {
 		return bad(FCardExpiry, "must be a year and month written YYYY-MM")
@@ -351,6 +375,32 @@ func (r *Record) Validate(kind, asOf string) *RecordError {
 		}
 	}
 	return nil
+}
+
+// healthNumberProblem checks the record's health number against the
+// person (family name at birth, first given name, birth date, sex) and
+// returns what is wrong, naming characters and rules but no value, or "".
+// The letters come from birth_family_name; a record without it (files of
+// the first layout, or a source that does not know it) is checked
+// against family_name, and the reason says so.
+func (r *Record) healthNumberProblem() string {
+	f := &r.Fields
+	birth := f[FBirthFamilyName]
+	if birth == "" {
+		birth = f[FFamilyName]
+	}
+	err := ValidHealthNumber(f[FNAM], birth, f[FGivenNames], f[FBirthDate], f[FSex])
+	if err == nil {
+		return ""
+	}
+	reason := "does not match the person: " + sqin.ErrorMessage(err)
+	if errors.Is(err, ErrHealthNumberFormat) {
+		reason = "is not a health number: " + sqin.ErrorMessage(err)
+	}
+	if f[FBirthFamilyName] == "" && strings.Contains(reason, "characters 1–3") {
+		reason += " (birth_family_name is empty, so family_name was used)"
+	}
+	return reason
 }
 
 // PersonID is the internal identifier of the person that source knows by

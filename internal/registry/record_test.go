@@ -53,8 +53,30 @@ func TestValidate(t *testing.T) {
 		{"born before 1870", KindSnapshot, func(f *[NumFields]string) { f[FBirthDate] = "1869-12-31" }, "birth_date", "is before 1870"},
 		{"sex", KindSnapshot, func(f *[NumFields]string) { f[FSex] = "f" }, "sex", "must be F, M or X"},
 		{"NAM with spaces", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "COTM 8452 2991" }, "nam", "must be 4 upper-case letters and 8 digits, without spaces"},
-		{"NAM of a man", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "COTM84022991" }, "nam", "does not match the name, birth date or sex, or is not a health number"},
-		{"NAM of another name", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "TREM84522991" }, "nam", "does not match the name, birth date or sex, or is not a health number"},
+		{"NAM of a man", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "COTM84022991" }, "nam",
+			"does not match the person: characters 7–8 give the birth month without the 50 added for sex F"},
+		{"NAM of another name", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "TREM84522991" }, "nam",
+			"does not match the person: characters 1–3 must be the first 3 letters of the family name at birth (accents removed, padded with X) (birth_family_name is empty, so family_name was used)"},
+		{"NAM of another birth date", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "COTM85522891" }, "nam",
+			"does not match the person: characters 5–6 must be the last 2 digits of the birth year; characters 9–10 must be the birth day"},
+		{"NAM with month 13", KindSnapshot, func(f *[NumFields]string) { f[FNAM] = "COTM84632991" }, "nam",
+			"is not a health number: characters 7–8 are not a month (01–12, or 51–62 for a woman)"},
+		{"married name, NAM of the birth name", KindSnapshot, func(f *[NumFields]string) {
+			f[FFamilyName], f[FBirthFamilyName] = "Tremblay", "Côté"
+		}, "", ""},
+		{"birth name given, the same as the family name", KindSnapshot, func(f *[NumFields]string) { f[FBirthFamilyName] = "Côté" }, "", ""},
+		{"NAM of the married name, not of the birth name", KindSnapshot, func(f *[NumFields]string) {
+			f[FFamilyName], f[FBirthFamilyName], f[FNAM] = "Tremblay", "Côté", "TREM84522991"
+		}, "nam", "does not match the person: characters 1–3 must be the first 3 letters of the family name at birth (accents removed, padded with X)"},
+		{"married name without birth name", KindSnapshot, func(f *[NumFields]string) { f[FFamilyName] = "Tremblay" }, "nam",
+			"does not match the person: characters 1–3 must be the first 3 letters of the family name at birth (accents removed, padded with X) (birth_family_name is empty, so family_name was used)"},
+		{"digit in the birth name", KindSnapshot, func(f *[NumFields]string) { f[FBirthFamilyName] = "C0té" }, "birth_family_name",
+			"holds a character other than letters, spaces, hyphens, apostrophes and periods"},
+		{"birth name with a leading space", KindSnapshot, func(f *[NumFields]string) { f[FBirthFamilyName] = " Côté" }, "birth_family_name",
+			"has leading, trailing or repeated spaces"},
+		{"death with a birth name", KindDelta, func(f *[NumFields]string) {
+			*f = [NumFields]string{FOp: OpDeath, FRef: "R1", FDeathDate: "2026-11-19", FBirthFamilyName: "Côté"}
+		}, "birth_family_name", "must be empty in a death record"},
 		{"card month 13", KindSnapshot, func(f *[NumFields]string) { f[FCardExpiry] = "2030-13" }, "card_expiry", "must be a year and month written YYYY-MM"},
 		{"card sequence 00", KindSnapshot, func(f *[NumFields]string) { f[FCardSeq] = "00" }, "card_seq", "must be two digits, 01–99"},
 		{"civic number 0", KindSnapshot, func(f *[NumFields]string) { f[FCivicNumber] = "012" }, "civic_number", "must be 1–6 digits, not starting with 0, optionally followed by one upper-case letter"},
@@ -99,8 +121,8 @@ func TestParseCSVLine(t *testing.T) {
 		{"plain", "create,R1" + strings.Repeat(",", NumFields-2), []string{"create", "R1"}, ""},
 		{"quoted with comma and quote", `create,"a,""b"""` + strings.Repeat(",", NumFields-2), []string{"create", `a,"b"`}, ""},
 		{"quoted last field", base + `"x"`, []string{""}, ""},
-		{"too few", "a,b", nil, "the line has 2 fields instead of 17"},
-		{"too many", base + ",", nil, "the line has more than 17 fields"},
+		{"too few", "a,b", nil, "the line has 2 fields instead of 18"},
+		{"too many", base + ",", nil, "the line has more than 18 fields"},
 		{"unclosed quote", `"abc` + base, nil, "a quoted field is not closed"},
 		{"text after a quote", `"a"b` + base, nil, "a quoted field is followed by something other than a comma"},
 		{"bare quote", `a"b` + base, nil, "a field that is not quoted holds a quotation mark"},
@@ -125,6 +147,53 @@ func TestParseCSVLine(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReaderLegacyLayout: a CSV file with the first layout of the header
+// (no birth_family_name) is read, its records' birth_family_name empty;
+// its lines must have that layout's number of fields.
+func TestReaderLegacyLayout(t *testing.T) {
+	g := good()
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, FormatCSV)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Fields[FBirthFamilyName] = "Côté"
+	if err := w.Write(&g); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	header, line, _ := strings.Cut(buf.String(), "\n")
+	if header != strings.Join(CSVHeader[:], ",") || !strings.HasSuffix(header, ",birth_family_name") {
+		t.Fatalf("header %q", header)
+	}
+	legacyHeader := strings.TrimSuffix(header, ",birth_family_name")
+	legacyLine := strings.TrimSuffix(line, ",Côté\n")
+	in := legacyHeader + "\n" + legacyLine + "\n" + line + legacyLine + ",,\n"
+	rd := NewReader(strings.NewReader(in), FormatCSV)
+	r := Record{Fields: [NumFields]string{FBirthFamilyName: "left over"}}
+	if err := rd.Next(&r); err != nil {
+		t.Fatal(err)
+	}
+	want := good()
+	if r.Fields != want.Fields || r.Line != 2 {
+		t.Fatalf("legacy record %+v", r)
+	}
+	if v := r.Validate(KindSnapshot, "2026-11-20"); v != nil {
+		t.Fatalf("legacy record rejected: %v", v)
+	}
+	var re *RecordError
+	for _, line := range []int64{3, 4} { // a line of the new layout, then one too long
+		if err := rd.Next(&r); !errors.As(err, &re) || re.Line != line || !strings.Contains(re.Reason, "17") {
+			t.Fatalf("line %d in a legacy file: %v", line, err)
+		}
+	}
+	if err := NewReader(strings.NewReader(legacyHeader+",x\n"), FormatCSV).Next(&r); !errors.Is(err, ErrHeader) {
+		t.Fatalf("another header: %v", err)
 	}
 }
 
@@ -239,6 +308,7 @@ func TestManifest(t *testing.T) {
 func TestGenerateDelivery(t *testing.T) {
 	dir := t.TempDir()
 	ops := map[string]int{}
+	var people, married, lettersDiffer int // in the snapshots
 	for _, o := range []DeliveryOptions{
 		{Seed: 1, Count: 5000, Kind: KindSnapshot},
 		{Seed: 1, Count: 5000, Kind: KindSnapshot, Format: FormatJSONL},
@@ -286,6 +356,26 @@ func TestGenerateDelivery(t *testing.T) {
 			if m.Kind == KindDelta {
 				ops[r.Op()]++
 			}
+			if birth := r.Fields[FBirthFamilyName]; m.Kind == KindSnapshot {
+				people++
+				if birth == "" {
+					t.Fatalf("%s: line %d has no birth family name", m.DataFile, r.Line)
+				}
+				if r.Fields[FFamilyName] != birth {
+					married++
+					if r.Fields[FBirthDate] > "2008" {
+						t.Errorf("%s: line %d: a minor with a married name", m.DataFile, r.Line)
+					}
+				}
+				// Without the birth name, the number would not match.
+				r.Fields[FBirthFamilyName] = ""
+				if e := r.Validate(m.Kind, m.AsOf()); e != nil {
+					lettersDiffer++
+					if e.Field != "nam" || !strings.Contains(e.Reason, "characters 1–3") {
+						t.Fatalf("%s: without the birth name: %v", m.DataFile, e)
+					}
+				}
+			}
 			n++
 		}
 		f.Close()
@@ -293,6 +383,14 @@ func TestGenerateDelivery(t *testing.T) {
 			t.Fatalf("%s: %d records, manifest %d", m.DataFile, n, m.RecordCount)
 		}
 	}
+	// About one person in eleven goes by another name than at birth; most
+	// of those names do not begin with the same 3 letters.
+	if married < people/14 || married > people/5 || lettersDiffer < married*3/4 {
+		t.Errorf("%d people, %d go by another name than at birth, %d of whose names do not give the number's letters",
+			people, married, lettersDiffer)
+	}
+	t.Logf("%d people, %d go by another name than at birth, %d of whose names do not give the number's letters",
+		people, married, lettersDiffer)
 	for _, op := range []string{OpCreate, OpChange, OpDeath, OpRemove} {
 		if ops[op] == 0 {
 			t.Errorf("no %s in the deltas: %v", op, ops)

@@ -349,8 +349,12 @@ func newSampler(weights []uint32) sampler {
 	return s
 }
 
-func (s *sampler) pick(r *rand.Rand) int {
-	x := r.Uint32N(s.total)
+func (s *sampler) pick(r *rand.Rand) int { return s.pickValue(r.Uint32N(s.total)) }
+
+// pickValue draws with x, a uniform random value: the index whose share of
+// the cumulative weights holds x modulo the total.
+func (s *sampler) pickValue(x uint32) int {
+	x %= s.total
 	lo, hi := 0, len(s.cum)-1
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)

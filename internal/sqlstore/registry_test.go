@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -307,4 +308,92 @@ func firstRecord(t *testing.T, manifest string) *registry.Record {
 		t.Fatal(err)
 	}
 	return &r
+}
+
+// TestRegistryLegacyLayout imports a delivery of the first layout (a CSV
+// header without birth_family_name): accepted, the people's birth family
+// name empty; and checks that the same people with the birth name give it
+// to the registry.
+func TestRegistryLegacyLayout(t *testing.T) {
+	dir := t.TempDir()
+	m, manifest, err := registry.GenerateDelivery(filepath.Join(dir, "new"), registry.DeliveryOptions{Seed: 5, Count: 400, Kind: registry.KindSnapshot, Source: "NEW"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same people (those who go by their name at birth: without it,
+	// a married name would not match the number) in the first layout.
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(manifest), m.DataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var legacy strings.Builder
+	var married, kept []string
+	n := int64(0)
+	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		cut := strings.LastIndexByte(line, ',')
+		var r registry.Record
+		if i > 0 {
+			if err := registry.ParseCSVLine([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Fields[registry.FFamilyName] != r.Fields[registry.FBirthFamilyName] {
+				married = append(married, r.Ref())
+				continue
+			}
+			kept = append(kept, r.Ref())
+			n++
+		}
+		legacy.WriteString(line[:cut] + "\n")
+	}
+	if len(married) == 0 {
+		t.Fatal("no married name in the delivery")
+	}
+	lm := registry.Manifest{Version: registry.ManifestVersion, Source: "OLD", ExtractedAt: m.ExtractedAt, Sequence: 1,
+		Kind: registry.KindSnapshot, Format: registry.FormatCSV, DataFile: "old.csv", RecordCount: n,
+		SHA256: fmt.Sprintf("%x", sha256.Sum256([]byte(legacy.String())))}
+	oldDir := filepath.Join(dir, "old")
+	if err := os.MkdirAll(oldDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(oldDir, "old.csv"), []byte(legacy.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldManifest := filepath.Join(oldDir, "old.manifest.json")
+	if err := registry.WriteManifest(oldManifest, &lm); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dialects {
+		t.Run(d.name, func(t *testing.T) {
+			ctx := t.Context()
+			db := openTest(t, d.url(t))
+			opts := registry.ImportOptions{MaxRejectRatio: -1, RejectsPath: filepath.Join(t.TempDir(), "rejects.csv")}
+			s, err := registry.Import(ctx, db, oldManifest, opts)
+			if err != nil || s.Created != n || s.Rejected != 0 {
+				t.Fatalf("first layout: %+v %v", s, err)
+			}
+			if s, err = registry.Import(ctx, db, manifest, opts); err != nil || s.Created != 400 || s.Rejected != 0 {
+				t.Fatalf("second layout: %+v %v", s, err)
+			}
+			birthName := func(source, ref string) string {
+				t.Helper()
+				e, err := db.GetRegistryEntry(ctx, registry.PersonID(source, ref))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, a := range e.Attributes {
+					if a.Name == "birth_family_name" {
+						return a.Value
+					}
+				}
+				t.Fatal("no birth_family_name attribute")
+				return ""
+			}
+			if got := birthName("OLD", kept[0]); got != "" {
+				t.Errorf("first layout: birth family name %q", got)
+			}
+			if got := birthName("NEW", married[0]); got == "" {
+				t.Error("second layout: no birth family name")
+			}
+		})
+	}
 }

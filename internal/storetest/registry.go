@@ -324,7 +324,7 @@ var corruptions = []struct {
 	field, reason string
 	apply         func(r *registry.Record, prev *registry.Record) string // the line to write instead, or ""
 }{
-	{"nam", "does not match the name, birth date or sex, or is not a health number", func(r, _ *registry.Record) string {
+	{"nam", "does not match the person: characters 5–6 must be the last 2 digits of the birth year; characters 7–8 must be the birth month (plus 50 for sex F); characters 9–10 must be the birth day", func(r, _ *registry.Record) string {
 		r.Fields[registry.FBirthDate] = "1901-01-01"
 		return ""
 	}},
@@ -336,7 +336,7 @@ var corruptions = []struct {
 		r.Fields[registry.FPostalCode] = "K1A 0B1"
 		return ""
 	}},
-	{"", "the line has 3 fields instead of 17", func(_, _ *registry.Record) string { return "create,x,y" }},
+	{"", "the line has 3 fields instead of 18", func(_, _ *registry.Record) string { return "create,x,y" }},
 	{"ref", "the same source reference is on an earlier line", func(r, prev *registry.Record) string {
 		*r = *prev
 		return ""
@@ -345,8 +345,8 @@ var corruptions = []struct {
 		r.Fields[registry.FFamilyName] = "Tremblay2"
 		return ""
 	}},
-	{"sex", "must be F, M or X", func(r, _ *registry.Record) string {
-		r.Fields[registry.FSex] = "Q"
+	{"nam", "does not match the person: characters 1–3 must be the first 3 letters of the family name at birth (accents removed, padded with X)", func(r, _ *registry.Record) string {
+		r.Fields[registry.FBirthFamilyName] = "Wxyz" // the name at birth, not the number's
 		return ""
 	}},
 	{"op", "a snapshot holds only create records", func(r, _ *registry.Record) string {
