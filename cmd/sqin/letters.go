@@ -20,7 +20,10 @@ import (
 // lettersCmd is `sqin letters export`: the batch job that prints the
 // queued codes by mail for the print shop (signup.ExportLetters). It
 // needs the master key (the codes' hashes are keyed by it) and may run
-// while servers run; two exports at once never print the same letter.
+// while servers run. One export at a time runs into a given --out: it
+// holds a lock on a file there for its whole run, and a second one stops
+// at once with an error (exports into different directories never print
+// the same letter).
 func lettersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 || args[0] != "export" {
 		return errors.New("letters: want export (sqin letters export --out DIR)")
@@ -34,7 +37,7 @@ func lettersCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	fs.BoolVar(&cfg.Demo, "demo", false, "use the demo master key in --data-dir")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "the service's address printed in the letters (required outside --demo)")
 	fs.DurationVar(&cfg.MailCodeTTL, "mail-code-ttl", 30*24*time.Hour, "life of the printed codes (as sqin serve's --mail-code-ttl)")
-	out := fs.String("out", "", "directory of the batches: each export writes DIR/<batch>/ with one PDF per letter and manifest.json")
+	out := fs.String("out", "", "directory of the batches: each export writes DIR/<batch>/ with one PDF per letter and manifest.json; one export at a time per directory (a second one stops with an error)")
 	max := fs.Int("max", 1000, "letters per batch")
 	if err := parseCmd(fs, args[1:], getenv); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
 	"github.com/sqin/sqin/internal/proofing"
 	"github.com/sqin/sqin/internal/registry"
@@ -80,11 +81,17 @@ func (a *app) setupSignup(rd *web.Renderer, pseudonyms *audit.Pseudonymizer) err
 	if err != nil {
 		return err
 	}
-	a.mailer = &signup.Worker{Store: a.db, Sender: sender, From: a.cfg.MailFrom, Log: a.log}
+	// Queued mail bodies (codes, reset links) are sealed at rest.
+	mailSealer, err := keys.NewSealer(derive(a.master, "mail-outbox"))
+	if err != nil {
+		return err
+	}
+	a.mailer = &signup.Worker{Store: a.db, Sender: sender, Sealer: mailSealer, From: a.cfg.MailFrom, Log: a.log}
 	a.signup, err = signup.New(signup.Config{
 		Issuer: a.cfg.Issuer, CSRFKey: derive(a.master, "signup-csrf"), IdentityKey: derive(a.master, "proofing-identity"),
 		Catalogue: cat, Prover: prover, Hasher: a.hasher, Counter: a.db, Pseudonyms: pseudonyms, Batcher: a.batcher,
 		Mailer: a.mailer, Sessions: providerSessions{a.op}, MailCodeKey: mailCodeKey(a.master), MailCodeTTL: a.cfg.MailCodeTTL,
+		MailSealer: mailSealer, LettersPerDay: a.cfg.LettersPerDay,
 	}, a.db, rd, a.log)
 	return err
 }
@@ -96,8 +103,9 @@ func mailCodeKey(master []byte) []byte { return derive(master, "mail-code") }
 // providerSessions gives account creation the provider's sessions.
 type providerSessions struct{ op *oidc.Provider }
 
-func (p providerSessions) SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authRequest string) (string, error) {
-	return p.op.SignIn(w, r, accountID, amr, authRequest)
+func (p providerSessions) SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authTime time.Time,
+	authRequest string) (string, error) {
+	return p.op.SignIn(w, r, accountID, amr, authTime, authRequest)
 }
 
 func (p providerSessions) SessionAccount(r *http.Request) (string, string) {

@@ -74,6 +74,9 @@ type Config struct {
 	// MailCodeTTL is the life of a code sent by letter (sqin serve shows
 	// it, sqin letters export applies it).
 	MailCodeTTL time.Duration
+	// LettersPerDay caps letter requests of all citizens together in 24
+	// hours (signup.Config.LettersPerDay).
+	LettersPerDay int
 }
 
 // Bind registers the serve settings on fs with their defaults.
@@ -111,6 +114,7 @@ func (c *Config) Bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.MailFrom, "mail-from", "SQIN <no-reply@sqin.invalid>", "sender address of the mails")
 	fs.StringVar(&c.ProofingCatalogue, "proofing-catalogue", "", "JSON file of shared-secret types and proofing ladder (default: built-in)")
 	fs.DurationVar(&c.MailCodeTTL, "mail-code-ttl", 30*24*time.Hour, "life of a proofing code sent by letter (sqin letters export prints codes valid this long)")
+	fs.IntVar(&c.LettersPerDay, "letters-per-day", 2000, "letter requests allowed per 24 hours for all citizens together; reaching it logs an error with alert=letters_daily_cap")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 0, "age after which audit events lose their personal fields, e.g. 43800h (0: never)")
 }
 

@@ -280,7 +280,10 @@ func (p *Provider) handleMeEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subjects := []string{p.cfg.Audit.Pseudonyms.Account(acct.ID)}
-	if acct.PersonID != "" {
+	if acct.PersonID != "" && acct.LoA >= sqin.LoA2 {
+		// The person's events only to an account that proved it is the
+		// person (one lowered to level 1 by a password reset keeps its
+		// link but must prove it again).
 		subjects = append(subjects, p.cfg.Audit.Pseudonyms.Person(acct.PersonID))
 	}
 	release, ok := p.proofSlot(w, r)

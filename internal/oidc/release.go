@@ -94,7 +94,13 @@ func (rel *release) releasable(names []string) []string {
 // and returns those it filled. Registry values go only into the registry
 // claims released as such; a withheld claim is resolved without the
 // person (a withheld "locale" still gives the account's own language).
+// An account below level 2 gets no registry value at all, even when it
+// keeps its person (a password reset by email lowers the level and keeps
+// the link, until the citizen proves the identity again).
 func (rel *release) resolve(dst map[string]any, names []string, a *sqin.Account, person *sqin.Person) []string {
+	if a.LoA < sqin.LoA2 {
+		person = nil
+	}
 	var filled []string
 	for _, n := range names {
 		d := claimIndex[n]

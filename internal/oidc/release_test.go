@@ -12,6 +12,7 @@ import (
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
 	"github.com/sqin/sqin/internal/legal"
+	"github.com/sqin/sqin/internal/signup"
 	"github.com/sqin/sqin/internal/sqlstore"
 )
 
@@ -207,5 +208,92 @@ func testLegalRelease(t *testing.T, db *sqlstore.DB) {
 	rep := rp.Report()
 	if len(rep.Rows) != 1 || rep.Rows[0] != (legal.ReportRow{ClientID: "mfa-svc", PublicBody: "mfa", Attribute: namAttr, Persons: 1, Communications: 3}) {
 		t.Fatalf("report %+v", rep.Rows)
+	}
+}
+
+// TestResetLowersRelease: a password reset by a mailed link (the signup
+// store's ResetPassword) leaves the account at level 1 with its person
+// kept: its grants, offline ones included, are revoked at once (refresh
+// and userinfo refused), its sessions end, and on the next sign-in it gets
+// no registry claim and reads none of its person's audit events — on
+// SQLite and PostgreSQL.
+func TestResetLowersRelease(t *testing.T) {
+	for _, st := range hotpathStores {
+		t.Run(st.name, func(t *testing.T) { testResetLowersRelease(t, st.open(t)) })
+	}
+}
+
+func testResetLowersRelease(t *testing.T, db *sqlstore.DB) {
+	e := newEnvOn(t, db, 100)
+	ctx := context.Background()
+	ps := e.p.cfg.Audit.Pseudonyms
+	scope := func(q url.Values) { q.Set("scope", "openid profile email offline_access"); q.Set("prompt", "consent") }
+	// An event about the person, which the person's proofed account reads.
+	if err := db.AppendEvents(ctx, &audit.Event{Actor: ps.Citizen("someone"), Action: "proofing.letter.decided",
+		Outcome: audit.Success, Subject: ps.Person("p1"), Detail: "about p1"}); err != nil {
+		t.Fatal(err)
+	}
+	personEvents := func(b *browser) int {
+		t.Helper()
+		r, body := b.get(meEventsPath)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("me/events: %d %s", r.StatusCode, body)
+		}
+		return strings.Count(body, `"subject": "`+ps.Person("p1")+`"`)
+	}
+
+	b := e.browser()
+	tok, _ := e.flowAs(b, "rp", scope)
+	refresh, _ := tok["refresh_token"].(string)
+	at := tok["access_token"].(string)
+	if refresh == "" {
+		t.Fatalf("no offline refresh token: %v", tok)
+	}
+	if _, claims := e.userinfo(at); claims["family_name"] != "Côté" {
+		t.Fatalf("level 2: %v", claims)
+	}
+	if personEvents(b) != 1 {
+		t.Fatal("the proofed account does not read its person's event")
+	}
+
+	hash, _ := e.p.hasher.Hash(testPassword)
+	rs := &signup.PasswordReset{ID: "reset-1", AccountID: "a1", CreatedAt: e.now, ExpiresAt: e.now.Add(time.Hour)}
+	if err := db.CreatePasswordReset(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ResetPassword(ctx, rs.ID, hash, e.now); err != nil {
+		t.Fatal(err)
+	}
+	a, err := db.GetAccount(ctx, "a1")
+	if err != nil || a.LoA != sqin.LoA1 || a.PersonID != "p1" {
+		t.Fatalf("after the reset: %+v %v", a, err)
+	}
+	if status, _, _ := e.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, nil); status != http.StatusBadRequest {
+		t.Fatalf("the offline refresh token still works: %d", status)
+	}
+	if status, _ := e.userinfo(at); status != http.StatusUnauthorized {
+		t.Fatalf("the access token still works: %d", status)
+	}
+	if r, _ := b.get(meEventsPath); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the session survived the reset: %d", r.StatusCode)
+	}
+
+	b = e.browser()
+	tok, _ = e.flowAs(b, "rp", scope)
+	idt := claimsOf(t, tok["id_token"].(string))
+	if idt["acr"] != sqin.LoA1.ACR() {
+		t.Fatalf("acr %v", idt["acr"])
+	}
+	_, claims := e.userinfo(tok["access_token"].(string))
+	for _, c := range []string{"family_name", "given_name", "birthdate", "name", "address", "gender"} {
+		if _, ok := claims[c]; ok {
+			t.Errorf("level 1 after a reset: registry claim %s released: %v", c, claims)
+		}
+	}
+	if claims["email"] != testEmail {
+		t.Errorf("account claims withheld too: %v", claims)
+	}
+	if n := personEvents(b); n != 0 {
+		t.Errorf("level 1 after a reset reads %d events of its person", n)
 	}
 }

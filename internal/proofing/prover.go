@@ -193,12 +193,19 @@ func (p *Prover) Check(ctx context.Context, a Attempt) (Result, error) {
 	}
 	switch {
 	case s.Verify == VerifyRemote:
+		// A person the registry does not know is asked about too, under a
+		// fictitious identity: the holder's availability and its time then
+		// show on every answer alike, and only "no match" can come of it.
+		person := a.Person
 		if a.PersonID == "" {
-			return Result{Outcome: NoMatch}, nil // padded: indistinguishable from a remote "no"
+			person = decoyPerson(s)
 		}
-		match, err := p.remote[s.ID].Verify(ctx, values, a.Person)
-		if err != nil {
+		match, err := p.remote[s.ID].Verify(ctx, values, person)
+		switch {
+		case err != nil:
 			return Result{Outcome: Unavailable}, nil
+		case a.PersonID == "":
+			return Result{Outcome: NoMatch}, nil
 		}
 		return result(match), nil
 	case s.registryHeld():
@@ -206,6 +213,26 @@ func (p *Prover) Check(ctx context.Context, a Attempt) (Result, error) {
 	default:
 		return p.compareDelivered(ctx, s, values, a.PersonID)
 	}
+}
+
+// decoy is the fictitious identity a remote holder is asked about when
+// the registry knows no person for the identity claimed: nobody's, fixed,
+// well-formed, so that the holder answers it like any other.
+var decoy = map[string]string{
+	"family_name": "Fictif", "given_names": "Personne", "birth_date": "1900-01-01", "sex": "X",
+	"health_insurance_number": "FICP00010199", "health_card_expiry": "2099-12",
+}
+
+// decoyPerson returns the decoy's value of every attribute s sends.
+func decoyPerson(s *SecretType) map[string]string {
+	p := make(map[string]string, len(s.Match))
+	for _, a := range s.Match {
+		p[a] = decoy[a]
+		if p[a] == "" {
+			p[a] = "0"
+		}
+	}
+	return p
 }
 
 func result(match bool) Result {

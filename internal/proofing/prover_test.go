@@ -94,7 +94,8 @@ func TestProverChecks(t *testing.T) {
 		{"SIN match", "sin", map[string]string{"sin": "046 454 286"}, "p-marie", marie, proofing.Match, ""},
 		{"SIN no match", "sin", map[string]string{"sin": "000000000"}, "p-marie", marie, proofing.NoMatch, ""},
 		{"SIN, holder down", "sin", map[string]string{"sin": "130 692 544"}, "p-marie", marie, proofing.Unavailable, ""},
-		{"SIN, unknown person: the holder is not asked", "sin", map[string]string{"sin": "130 692 544"}, "", nil, proofing.NoMatch, ""},
+		{"SIN, unknown person, holder down: unavailable, as for a known person", "sin", map[string]string{"sin": "130 692 544"}, "", nil, proofing.Unavailable, ""},
+		{"SIN, unknown person, holder up: no match", "sin", map[string]string{"sin": "046 454 286"}, "", nil, proofing.NoMatch, ""},
 		{"SIN, Luhn", "sin", map[string]string{"sin": "046 454 287"}, "p-marie", marie, proofing.BadFormat, "sin"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,4 +212,57 @@ func TestGlobalLimitShards(t *testing.T) {
 		}
 	}
 	t.Fatal("2,001 attempts and no lock: the global limit does not hold")
+}
+
+// TestProverDecoy: for an identity the registry does not know, a remote
+// holder is asked about a fixed fictitious person (never about anyone
+// real), so that its availability and its time show alike for everyone;
+// even a holder that confirms it gives no match, and a holder that
+// cannot answer gives "unavailable", as for a person the registry knows.
+func TestProverDecoy(t *testing.T) {
+	db := openDB(t, sqltest.SQLiteURL(t))
+	var asked []map[string]string
+	var down bool
+	holder := verifierFunc(func(_ []string, p map[string]string) (bool, error) {
+		asked = append(asked, p)
+		if down {
+			return false, errors.New("holder down")
+		}
+		return true, nil
+	})
+	p := newProver(t, db, proofing.Limits{PerPerson: 1000, PerAccount: 1000}, holder)
+	for _, tc := range []struct {
+		name     string
+		down     bool
+		personID string
+		person   map[string]string
+		want     proofing.Outcome
+	}{
+		{"known person, holder up", false, "p-marie", marie, proofing.Match},
+		{"unknown person, holder up", false, "", nil, proofing.NoMatch},
+		{"known person, holder down", true, "p-marie", marie, proofing.Unavailable},
+		{"unknown person, holder down", true, "", nil, proofing.Unavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked, down = nil, tc.down
+			r, err := p.Check(t.Context(), proofing.Attempt{SecretType: "sin", Values: map[string]string{"sin": "046 454 286"},
+				AccountID: "acct-1", Address: "198.51.100.7", Identity: "id-" + tc.name, PersonID: tc.personID, Person: tc.person})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Outcome != tc.want {
+				t.Fatalf("outcome %v, want %v", r.Outcome, tc.want)
+			}
+			if len(asked) != 1 {
+				t.Fatalf("the holder was asked %d times", len(asked))
+			}
+			if tc.personID == "" {
+				for _, a := range []string{"family_name", "given_names", "birth_date"} {
+					if asked[0][a] == "" || asked[0][a] == marie[a] {
+						t.Errorf("decoy %s = %q", a, asked[0][a])
+					}
+				}
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/sqin/sqin"
@@ -327,8 +328,21 @@ func NormalizeName(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// SameName reports whether two names are equal once normalised
-// (NormalizeName) and case-folded. Accents count: Cote is not Côté.
+// SameName reports whether two names are equal once normalised and
+// case-folded, i.e. have the same NameKey. Accents count: Cote is not Côté.
 func SameName(a, b string) bool {
-	return strings.EqualFold(NormalizeName(a), NormalizeName(b))
+	return NameKey(a) == NameKey(b)
+}
+
+// NameKey is the one canonical form in which names are compared and
+// counted: NormalizeName, then NFKC, full Unicode case folding and NFKC
+// again (Unicode's toNFKC_Casefold, without its removal of ignorables), so
+// that every spelling that matches a registry name has the same key: "ſ"
+// and "S" fold to "s", "ß" to "ss", "ﬁ" to "fi", final sigma to sigma.
+// The registry lookup and the per-person limits use it, so that a variant
+// that matches a person is counted under the same key as the plain name.
+func NameKey(s string) string {
+	s = norm.NFKC.String(NormalizeName(s))
+	s = norm.NFKC.String(cases.Fold().String(s))
+	return strings.Join(strings.Fields(s), " ")
 }

@@ -171,10 +171,20 @@ func TestNames(t *testing.T) {
 		{"D’Amours", "D'Amours", true},
 		{"Cote", "Côté", false},
 		{"Marie-Ève", "Marie Ève", false},
+		// Case-fold variants match, and have one key (NameKey).
+		{"Sébastien", "ſébaſtien", true},
+		{"Strauß", "STRAUSS", true},
+		{"ΟΔΥΣΣΕΥΣ", "οδυσσευς", true},
+		{"ﬁlion", "Filion", true},
+		{"Gauthier\u00a0Roy", "gauthier roy", true},
+		{"Sébastien", "Sebastien", false},
 	}
 	for _, tt := range tests {
 		if got := SameName(tt.a, tt.b); got != tt.same {
 			t.Errorf("SameName(%q, %q) = %v", tt.a, tt.b, got)
+		}
+		if got := NameKey(tt.a) == NameKey(tt.b); got != tt.same {
+			t.Errorf("NameKey(%q) = %q, NameKey(%q) = %q", tt.a, NameKey(tt.a), tt.b, NameKey(tt.b))
 		}
 	}
 }

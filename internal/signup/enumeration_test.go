@@ -116,9 +116,9 @@ func normalize(page string) string {
 // TestEnumeration: the answers to a proofing attempt, a letter request
 // and a password reset request tell no one whether a person or an account
 // exists, by their body or their timing: a person the registry knows and
-// one it does not (with wrong secrets), a right and a wrong secret (by
-// time: the body says which, as it must), an address with an account and
-// one without. Samples of each kind are interleaved; medians and trimmed
+// one it does not (with wrong secrets, and with a remote holder that is
+// slow and then fails), a right and a wrong secret (by time: the body
+// says which, as it must), an address with an account and one without. Samples of each kind are interleaved; medians and trimmed
 // means are compared with a relative tolerance (see tolerance), and a
 // control shows the comparison catches a 15 ms difference.
 func TestEnumeration(t *testing.T) {
@@ -192,6 +192,47 @@ func TestEnumeration(t *testing.T) {
 		t.Errorf("the comparison misses a 15 ms difference, it proves nothing: %s", report)
 	} else {
 		t.Log("control caught: " + report)
+	}
+
+	// A holder that is slow and then fails (a timeout, an open circuit):
+	// a person the registry knows and one it does not get the same answer
+	// ("does not respond") in the same time, since the holder is asked
+	// about a decoy for the latter.
+	pd := w.provider(t, nil, limits, map[string]proofing.Verifier{"sin": downSlow{10 * time.Millisecond},
+		"notice-of-assessment": never{}}, func(c *signup.Config) { c.MinResponse = 40 * time.Millisecond })
+	downAcct := newAccount(t, pd, "panne@exemple.test")
+	downProof := func(birth string) url.Values {
+		_, page, _ := downAcct.do(http.MethodGet, pd.srv.URL+"/verification", nil)
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+		if m == nil {
+			t.Fatal("no form token on /verification")
+		}
+		return url.Values{"csrf": {m[1]}, "family_name": {who.Family}, "given_names": {who.Given}, "birth_date": {birth},
+			"use-health-card": {"yes"}, "health-card.nam": {who.NAM}, "health-card.expiry": {"2099-01"}, "use-sin": {"yes"}, "sin.sin": {"046454278"}}
+	}
+	downTimed := func(f url.Values) (time.Duration, string) {
+		start := time.Now()
+		status, page, _ := downAcct.do(http.MethodPost, pd.srv.URL+"/verification", f)
+		if status != http.StatusOK {
+			t.Fatalf("holder down: status %d: %s", status, page)
+		}
+		return time.Since(start), page
+	}
+	dk, du := downProof(who.Birth), downProof("1901-02-03")
+	times, bodies = interleave([]sample{
+		{"holder down, known person", func() (time.Duration, string) { return downTimed(dk) }},
+		{"holder down, unknown person", func() (time.Duration, string) { return downTimed(du) }},
+	}, n)
+	if !strings.Contains(bodies["holder down, known person"], "ne répond pas") {
+		t.Fatal("the holder-down attempts did not have the outcome the test wants")
+	}
+	if normalize(bodies["holder down, known person"]) != normalize(bodies["holder down, unknown person"]) {
+		t.Error("with the holder down, the proofing answer differs for a person the registry does not know")
+	}
+	if ok, report := same(times, "holder down, known person", "holder down, unknown person"); !ok {
+		t.Errorf("with the holder down, timing tells a known person from an unknown one: %s", report)
+	} else {
+		t.Log(report)
 	}
 
 	// Letter requests and password reset requests.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -26,7 +27,18 @@ const (
 	ActionLetterRequested = "proofing.letter.requested"
 	ActionLetterPrinted   = "proofing.letter.printed"
 	ActionLetterEntered   = "proofing.letter.entered"
+	// ActionLetterDecided records, about the registry person a request
+	// designates (its subject is the person, never the requester), what
+	// came of the request: queued, no address, or the person's owner told.
+	// The requester's own event (ActionLetterRequested) is the same in
+	// every case; a request for an identity the registry does not know
+	// has no decided event.
+	ActionLetterDecided = "proofing.letter.decided"
 )
+
+// letterReceived is the detail of the requester's event, whatever came of
+// the request.
+const letterReceived = "letter request received"
 
 // letterWindow is the window of the per-account and per-identity limits
 // on letter requests.
@@ -36,10 +48,9 @@ type letterData struct {
 	form
 	Family, Given, Birth string
 	Consent              bool
-	Days                 int    // life of a printed code, in days
-	SignIn               bool   // nobody signed in: the page says to sign in first
-	Requested            string // date of the letter on its way, "" for none
-	Printed              string // date it was printed, "" when not yet
+	Days                 int  // life of a printed code, in days
+	MaxAttempts          int  // wrong codes that void a letter
+	SignIn               bool // nobody signed in: the page says to sign in first
 	Done                 bool
 }
 
@@ -93,33 +104,53 @@ func (h *Handler) postLetterRequest(w http.ResponseWriter, r *http.Request, lang
 		h.render(w, r, lang, http.StatusBadRequest, "signup_letter_request", "letter.request.title", d)
 		return
 	}
-	// Counted before anything is looked up, whether the person exists or
-	// not: the limit tells nothing either.
+	// From here the work depends on whether the person exists: every
+	// answer, a refusal by a limit included, takes the same time.
+	defer pad(ctx, time.Now(), h.cfg.MinResponse)
 	now := h.cfg.Now().UTC()
-	identity := IdentityKey(h.cfg.IdentityKey, family, given, birth)
+	personID, attrs, err := h.person(ctx, family, given, birth)
+	if err != nil {
+		h.internal(w, r, lang, "signup: letter request", err)
+		return
+	}
+	// Counted whether the person exists or not (the per-person limit under
+	// the person's key when it does: every spelling of the name counts
+	// once); the global cap last, so that a request another limit refuses
+	// does not use it up.
 	for _, l := range []struct {
 		key    string
 		window time.Duration
 		limit  int
 	}{
 		{"letter:account:" + acct.ID, letterWindow, h.cfg.LettersPer30Days},
-		{"letter:identity:" + identity, letterWindow, h.cfg.LettersPer30Days},
+		{"letter:identity:" + h.limitKey(personID, family, given, birth), letterWindow, h.cfg.LettersPer30Days},
 		{"letter:addr:" + remoteAddr(r), 24 * time.Hour, h.cfg.SignupsPerHour},
+		{letterGlobalKey, 24 * time.Hour, h.cfg.LettersPerDay},
 	} {
 		n, err := h.cfg.Counter.Hit(ctx, l.key, l.window, now)
 		if err != nil {
 			h.internal(w, r, lang, "signup: letter limit", err)
 			return
 		}
-		if n > l.limit {
-			w.Header().Set("Retry-After", strconv.Itoa(int(l.window.Seconds())))
-			d.Alert = h.t(lang, "letter.error.throttled", h.when(lang, l.window))
-			h.render(w, r, lang, http.StatusTooManyRequests, "signup_letter_request", "letter.request.title", d)
-			return
+		if n <= l.limit {
+			continue
 		}
+		msg := h.t(lang, "letter.error.throttled", h.when(lang, l.window))
+		if l.key == letterGlobalKey {
+			msg = h.t(lang, "letter.error.busy")
+			if n == l.limit+1 {
+				// Once per window across instances (the counter is shared):
+				// the first refused request raises the alert.
+				h.log.ErrorContext(ctx, "letter requests: the daily cap is reached, requests are refused until the 24-hour window moves on",
+					"alert", "letters_daily_cap", "cap", l.limit, "request_id", web.RequestID(ctx))
+			}
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(l.window.Seconds())))
+		d.Alert = msg
+		h.render(w, r, lang, http.StatusTooManyRequests, "signup_letter_request", "letter.request.title", d)
+		return
 	}
-	defer pad(ctx, time.Now(), h.cfg.MinResponse)
-	outcome, err := h.requestLetter(ctx, acct, lang, family, given, birth)
+	outcome, err := h.requestLetter(ctx, acct, lang, personID, attrs)
 	if err != nil {
 		h.internal(w, r, lang, "signup: letter request", err)
 		return
@@ -128,26 +159,36 @@ func (h *Handler) postLetterRequest(w http.ResponseWriter, r *http.Request, lang
 	h.render(w, r, lang, http.StatusOK, "signup_letter_sent", "letter.sent.title", d)
 }
 
-// requestLetter queues a letter to the person the identity designates,
-// unless the registry knows no such person (or no address for it), or the
-// person has another account, whose owner is then told by mail. The audit
-// event records which; the page is the same.
-func (h *Handler) requestLetter(ctx context.Context, acct *sqin.Account, lang, family, given, birth string) (string, error) {
-	personID, attrs, err := h.person(ctx, family, given, birth)
-	if err != nil {
-		return "", err
-	}
+// requestLetter queues a letter to personID (the person the claimed
+// identity designates, "" for none), unless the registry holds no address
+// for it or the person has another account, whose owner is then told by
+// mail. What the requester can see is the same in every case: the page,
+// and its own audit event (letterReceived). What came of the request is
+// recorded in an event about the person (ActionLetterDecided), which only
+// the person's own account reads; none when the registry knows no such
+// person. It returns the outcome, for the log.
+func (h *Handler) requestLetter(ctx context.Context, acct *sqin.Account, lang, personID string, attrs map[string]string) (string, error) {
 	now := h.cfg.Now().UTC()
-	record := func(outcome, detail string) error {
-		return h.appendEvent(ctx, h.event(ctx, acct.ID, ActionLetterRequested, outcome, detail, "consent:proofing:"+proofing.ProofMailCode))
+	const basis = "consent:proofing:" + proofing.ProofMailCode
+	var events []*audit.Event
+	add := func(e *audit.Event) {
+		if e != nil {
+			events = append(events, e)
+		}
+	}
+	add(h.event(ctx, acct.ID, ActionLetterRequested, audit.Success, letterReceived, basis))
+	decided := func(outcome, detail string) {
+		add(h.personEvent(ctx, acct.ID, personID, ActionLetterDecided, outcome, detail, basis))
 	}
 	switch {
 	case personID == "":
-		return audit.Failure, record(audit.Failure, "no such person in the registry: no letter")
+		return "no_person", h.appendEvent(ctx, events...)
 	case attrs["address_street"] == "" || attrs["address_municipality"] == "" || attrs["address_postal_code"] == "":
-		return audit.Failure, record(audit.Failure, "the registry holds no postal address: no letter")
+		decided(audit.Failure, "the registry holds no postal address: no letter")
+		return "no_address", h.appendEvent(ctx, events...)
 	case acct.PersonID != "" && acct.PersonID != personID:
-		return audit.Denied, record(audit.Denied, "the account is linked to another person: no letter")
+		decided(audit.Denied, "requested by an account linked to another person: no letter")
+		return "other_person", h.appendEvent(ctx, events...)
 	}
 	other, err := h.st.PersonAccount(ctx, personID, acct.ID)
 	switch {
@@ -156,31 +197,32 @@ func (h *Handler) requestLetter(ctx context.Context, acct *sqin.Account, lang, f
 		// recovery) instead of a letter to their home.
 		m := h.newMail(other.Email, "letter_taken", cmpLang(other.Locale, lang), "mail.letter_taken.subject",
 			"mail.letter_taken.body", h.cfg.Issuer+"/login", h.cfg.Issuer+"/mot-de-passe-oublie")
-		wctx := h.withAudit(ctx, acct.ID, ActionLetterRequested, audit.Denied,
-			"the registry person already has an account: no letter; its owner was told", "consent:proofing:"+proofing.ProofMailCode)
-		if _, err := h.st.QueueLetter(wctx, nil, m); err != nil {
-			return "", err
+		decided(audit.Denied, "the person already has an account: no letter; its owner was told")
+		if _, err := h.st.QueueLetter(withEvents(ctx, events), nil, m); err != nil {
+			return "", fmt.Errorf("queue the owner's mail: %w", err)
 		}
 		if h.cfg.Mailer != nil {
 			h.cfg.Mailer.Wake()
 		}
-		return audit.Denied, nil
+		return "person_taken", nil
 	case !errors.Is(err, sqin.ErrNotFound):
-		return "", err
+		return "", fmt.Errorf("person's account: %w", err)
 	}
 	l := &Letter{ID: "ltr-" + keys.Random(16), AccountID: acct.ID, PersonID: personID, Locale: lang, RequestedAt: now}
-	wctx := h.withAudit(ctx, acct.ID, ActionLetterRequested, audit.Success, "letter "+l.ID+" queued for printing",
-		"consent:proofing:"+proofing.ProofMailCode)
-	stored, err := h.st.QueueLetter(wctx, l)
+	decided(audit.Success, "letter "+l.ID+" queued for printing, unless the account has one queued already")
+	stored, err := h.st.QueueLetter(withEvents(ctx, events), l)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("queue the letter: %w", err)
 	}
 	if !stored {
 		// A letter is already waiting for the print shop: one is enough.
-		return audit.Success, record(audit.Success, "a letter is already queued: no second one")
+		return "already_queued", nil
 	}
-	return audit.Success, nil
+	return "queued", nil
 }
+
+// letterGlobalKey counts every letter request of every citizen.
+const letterGlobalKey = "letter:global"
 
 // ---- /verification/courrier
 
@@ -196,7 +238,7 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, lang, "signup: current account", err)
 		return
 	}
-	d := letterData{Days: h.days()}
+	d := letterData{Days: h.days(), MaxAttempts: h.cfg.MaxLetterAttempts}
 	if acct == nil {
 		d.SignIn = true
 		h.render(w, r, lang, http.StatusOK, "signup_letter_code", "letter.code.title", d)
@@ -206,21 +248,9 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/verification", http.StatusSeeOther)
 		return
 	}
-	ls, err := h.st.PendingLetters(r.Context(), acct.ID, h.cfg.Now())
-	if err != nil {
-		h.internal(w, r, lang, "signup: pending letters", err)
-		return
-	}
-	var printed []*Letter
-	for _, l := range ls {
-		if d.Requested == "" {
-			d.Requested = h.date(lang, l.RequestedAt)
-		}
-		if !l.ExportedAt.IsZero() {
-			printed = append(printed, l)
-			d.Printed = h.date(lang, l.ExportedAt)
-		}
-	}
+	// The page says nothing of the account's letters (requested, printed,
+	// voided): whether a letter was queued tells whether the registry knows
+	// the identity asked for.
 	if r.Method == http.MethodGet {
 		h.render(w, r, lang, http.StatusOK, "signup_letter_code", "letter.code.title", d)
 		return
@@ -237,6 +267,8 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, lang, http.StatusBadRequest, "signup_letter_code", "letter.code.title", d)
 		return
 	}
+	// With or without a printed letter, the answer takes the same time.
+	defer pad(ctx, time.Now(), h.cfg.MinResponse)
 	now := h.cfg.Now().UTC()
 	limits := h.cfg.Prover.Limits()
 	for _, l := range []struct {
@@ -255,6 +287,17 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	ls, err := h.st.PendingLetters(ctx, acct.ID, h.cfg.Now())
+	if err != nil {
+		h.internal(w, r, lang, "signup: pending letters", err)
+		return
+	}
+	var printed []*Letter
+	for _, l := range ls {
+		if !l.ExportedAt.IsZero() {
+			printed = append(printed, l)
+		}
+	}
 	var match *Letter
 	for _, l := range printed {
 		// Every printed letter is compared, in constant time.
@@ -263,30 +306,26 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if match == nil {
-		voided := false
+		// The same event and message whether the account has a printed
+		// letter or not (a letter's attempts are counted, and it is voided
+		// at the limit, which the page explains for every letter).
 		for i, l := range printed {
 			wctx := ctx
 			if i == 0 {
 				wctx = h.withAudit(ctx, acct.ID, ActionLetterEntered, audit.Failure, "wrong code", "")
 			}
-			n, err := h.st.LetterAttempt(wctx, l.ID, h.cfg.MaxLetterAttempts, now)
-			if err != nil && !errors.Is(err, sqin.ErrNotFound) {
+			if _, err := h.st.LetterAttempt(wctx, l.ID, h.cfg.MaxLetterAttempts, now); err != nil && !errors.Is(err, sqin.ErrNotFound) {
 				h.internal(w, r, lang, "signup: letter attempt", err)
 				return
 			}
-			voided = voided || n >= h.cfg.MaxLetterAttempts
 		}
 		if len(printed) == 0 {
-			if err := h.appendEvent(ctx, h.event(ctx, acct.ID, ActionLetterEntered, audit.Failure, "a code but no printed letter", "")); err != nil {
+			if err := h.appendEvent(ctx, h.event(ctx, acct.ID, ActionLetterEntered, audit.Failure, "wrong code", "")); err != nil {
 				h.internal(w, r, lang, "signup: audit", err)
 				return
 			}
 		}
-		msg := h.t(lang, "letter.code.error.wrong")
-		if voided {
-			msg = h.t(lang, "letter.code.error.voided")
-		}
-		d.Errors = []FieldError{{"code", msg}}
+		d.Errors = []FieldError{{"code", h.t(lang, "letter.code.error.wrong")}}
 		h.render(w, r, lang, http.StatusBadRequest, "signup_letter_code", "letter.code.title", d)
 		return
 	}
@@ -312,6 +351,3 @@ func (h *Handler) handleLetterCode(w http.ResponseWriter, r *http.Request) {
 	}
 	h.finishProofing(w, r, lang, f, acct, match.PersonID, level, proofing.ProofMailCode)
 }
-
-// date is t as a date in lang, Québec time.
-func (h *Handler) date(lang string, t time.Time) string { return dateIn(lang, t.In(quebec())) }

@@ -71,6 +71,14 @@ type ManifestEntry struct {
 
 const partialSuffix = ".partial"
 
+// ExportLockFile is the file in the output directory that an export
+// holds locked from start to end (see ExportLetters).
+const ExportLockFile = ".sqin-letters-export.lock"
+
+// ErrExportRunning is ExportLetters' error when another export holds the
+// output directory.
+var ErrExportRunning = errors.New("letters: another export is running into this directory; try again when it ends")
+
 // ExportLetters prints the queued letters: it claims them, writes one PDF
 // per letter with a fresh code and a manifest into Dir/<batch>.partial,
 // commits the codes' hashes (the letters are then printed, audited without
@@ -79,7 +87,14 @@ const partialSuffix = ".partial"
 // and the letters claimed again by a later run); a crash after it leaves a
 // partial directory that the next run renames. A letter whose person has
 // no address any more is voided.
-func ExportLetters(ctx context.Context, st Store, o ExportOptions) (*ExportResult, error) {
+//
+// One export at a time writes into a directory: it holds an exclusive
+// lock on Dir/ExportLockFile for its whole run, and a second one gets
+// ErrExportRunning (otherwise its recovery could remove the partial batch
+// the first is still writing, whose codes the first then records). Exports
+// into different directories may run at once: they never claim the same
+// letter.
+func ExportLetters(ctx context.Context, st Store, o ExportOptions) (res *ExportResult, err error) {
 	if len(o.Key) < 32 || o.Catalog == nil || o.Dir == "" {
 		return nil, errors.New("letters: a key, the catalogue and an output directory are required")
 	}
@@ -101,7 +116,12 @@ func ExportLetters(ctx context.Context, st Store, o ExportOptions) (*ExportResul
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("letters: %w", err)
 	}
-	res := &ExportResult{}
+	unlock, err := lockExport(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	res = &ExportResult{}
 	n, err := recoverPartial(ctx, st, o.Dir)
 	if err != nil {
 		return nil, err
@@ -140,7 +160,7 @@ func ExportLetters(ctx context.Context, st Store, o ExportOptions) (*ExportResul
 		if e.RemovedBy != 0 || a["death_date"] != "" || a["address_street"] == "" || a["address_municipality"] == "" ||
 			a["address_postal_code"] == "" {
 			res.Voided++
-			events = append(events, o.event(l.AccountID, audit.Failure, "letter "+l.ID+" not printed: no postal address in the registry"))
+			events = append(events, o.event(l.PersonID, audit.Failure, "letter "+l.ID+" not printed: no postal address in the registry"))
 			continue
 		}
 		code := proofing.NewMailCode()
@@ -161,7 +181,7 @@ func ExportLetters(ctx context.Context, st Store, o ExportOptions) (*ExportResul
 		sum := sha256.Sum256(pdf.Bytes())
 		man.Letters = append(man.Letters, ManifestEntry{File: file, Letter: l.ID, Language: lang, Pages: 1, Bytes: pdf.Len(),
 			SHA256: hex.EncodeToString(sum[:]), PostalCode: a["address_postal_code"]})
-		events = append(events, o.event(l.AccountID, audit.Success, "letter "+l.ID+" printed in batch "+res.Batch))
+		events = append(events, o.event(l.PersonID, audit.Success, "letter "+l.ID+" printed in batch "+res.Batch))
 	}
 	man.Count = len(man.Letters)
 	mj, err := json.MarshalIndent(man, "", "  ")
@@ -197,10 +217,13 @@ func ExportLetters(ctx context.Context, st Store, o ExportOptions) (*ExportResul
 	return res, nil
 }
 
-func (o *ExportOptions) event(accountID, outcome, detail string) audit.Event {
+// event is an event about the letter's person (not the requesting
+// account: that a letter was printed tells that the registry knows the
+// identity asked for, which the requester's own events never say).
+func (o *ExportOptions) event(personID, outcome, detail string) audit.Event {
 	e := audit.Event{Actor: o.Actor, Action: ActionLetterPrinted, Outcome: outcome, Detail: detail}
 	if o.Pseudonyms != nil {
-		e.Subject = o.Pseudonyms.Account(accountID)
+		e.Subject = o.Pseudonyms.Person(personID)
 	}
 	return e
 }

@@ -148,11 +148,13 @@ func TestMailCode(t *testing.T) {
 			if hiddenRE.ReplaceAllString(unknownPage, "") != hiddenRE.ReplaceAllString(knownPage, "") {
 				t.Fatal("the answer differs for an identity the registry does not know")
 			}
-			// Asking twice queues one letter.
+			// Asking twice queues one letter. The code page says how letters
+			// go, not whether one was queued (that would tell who exists).
 			requestLetter(b, p, who)
 			_, page, _ = b.do(http.MethodGet, p.srv.URL+"/verification/courrier", nil)
-			if !strings.Contains(page, "Vous avez demandé une lettre le") {
-				t.Fatal("the code page does not say a letter is on its way")
+			if !strings.Contains(page, "Entrez le code de la lettre que vous avez reçue") || !strings.Contains(page, "valide 30 jours") ||
+				!strings.Contains(page, "après 5 codes incorrects") {
+				t.Fatal("the code page does not say how letters go")
 			}
 
 			m, codes := export(t, p, w.clock.Now(), out)
@@ -205,7 +207,7 @@ func TestMailCode(t *testing.T) {
 			for _, c := range codes {
 				late = c
 			}
-			if status, page := enterLetterCode(b2, p, late); status != http.StatusBadRequest || !strings.Contains(page, "Vous n'avez pas de lettre en cours") {
+			if status, page := enterLetterCode(b2, p, late); status != http.StatusBadRequest || !strings.Contains(page, "Ce code est incorrect ou n'est plus valide") {
 				t.Fatalf("expired code: %d %s", status, page)
 			}
 			requestLetter(b2, p, w.people[5])
@@ -218,7 +220,9 @@ func TestMailCode(t *testing.T) {
 					t.Fatalf("wrong code %d: %d", i, status)
 				}
 			}
-			if status, page := enterLetterCode(b2, p, wrong); status != http.StatusBadRequest || !strings.Contains(page, "ne peut plus servir") {
+			// The fifth voids the letter; the page says what it says of
+			// every wrong code (whether a letter exists is not told).
+			if status, page := enterLetterCode(b2, p, wrong); status != http.StatusBadRequest || !strings.Contains(page, "Ce code est incorrect") {
 				t.Fatalf("fifth wrong code: %d %s", status, page)
 			}
 			if status, _ := enterLetterCode(b2, p, late); status != http.StatusBadRequest {

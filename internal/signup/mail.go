@@ -2,6 +2,7 @@ package signup
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sqin/sqin/internal/keys"
 )
 
 // Sender delivers one mail.
@@ -115,12 +118,46 @@ func (s *MemorySink) Sent() []*Mail {
 	return append([]*Mail(nil), s.Mails...)
 }
 
+// sealedPrefix marks a body encrypted by SealBody.
+const sealedPrefix = "sqin-sealed-v1:"
+
+// SealBody returns m's body encrypted (AES-256-GCM, bound to the mail's
+// identifier and recipient) for the outbox: email codes and reset links
+// are then never in clear in the database, its replicas or its backups,
+// even while the relay is down. The body is erased once sent.
+func SealBody(s *keys.Sealer, m *Mail) string {
+	return sealedPrefix + base64.RawURLEncoding.EncodeToString(s.Seal([]byte(m.Body), mailAD(m)))
+}
+
+// OpenBody returns m's body in clear: as it is when it was not sealed.
+func OpenBody(s *keys.Sealer, m *Mail) (string, error) {
+	rest, sealed := strings.CutPrefix(m.Body, sealedPrefix)
+	if !sealed {
+		return m.Body, nil
+	}
+	if s == nil {
+		return "", errors.New("signup: a sealed mail body and no key to open it")
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", fmt.Errorf("signup: sealed mail body: %w", err)
+	}
+	b, err := s.Open(raw, mailAD(m))
+	if err != nil {
+		return "", fmt.Errorf("signup: open mail body: %w", err)
+	}
+	return string(b), nil
+}
+
+func mailAD(m *Mail) []byte { return []byte("sqin-mail/v1\x00" + m.ID + "\x00" + m.To) }
+
 // Worker delivers the outbox: it claims due mails with a lease (so that
 // several instances share the work), sends them and retries failures with
 // exponential backoff (30 s, 1 min, 2 min… up to 1 h) for MaxAttempts.
 type Worker struct {
 	Store       Store
 	Sender      Sender
+	Sealer      *keys.Sealer // opens bodies sealed by the Handler's MailSealer
 	From        string
 	Log         *slog.Logger
 	Interval    time.Duration // between polls; default 2 s
@@ -200,7 +237,13 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	sent := 0
 	var errs []error
 	for _, m := range mails {
-		if err := w.Sender.Send(ctx, w.From, m); err != nil {
+		body, err := OpenBody(w.Sealer, m)
+		if err == nil {
+			c := *m
+			c.Body = body
+			err = w.Sender.Send(ctx, w.From, &c)
+		}
+		if err != nil {
 			next := time.Time{}
 			if m.Attempts < w.MaxAttempts {
 				next = w.Now().Add(Backoff(m.Attempts))

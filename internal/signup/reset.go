@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
@@ -16,9 +18,14 @@ import (
 // address; when it has an account, a link with a single-use 256-bit token
 // (stored as its SHA-256) is mailed, valid ResetTTL. The page is the same
 // whether or not the address has an account, and takes the same time. The
-// link leads to a form for the new password, under the same rules as at
-// account creation; the change spends every pending link of the account,
-// ends its sessions and tells the owner by mail.
+// link leads to a form for the new password (showing the masked address
+// of the account it changes), under the same rules as at account
+// creation. A mailed link proves the mailbox, not the identity: the
+// change, in one transaction with its audit event, spends every pending
+// link of the account, lowers it to level 1 (its person is kept, so that
+// proofing the same person again raises it; its proofs are forgotten),
+// revokes all its grants (offline ones too), ends its sessions, and tells
+// the owner by mail.
 
 // Audit actions of password resets.
 const (
@@ -114,17 +121,26 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	ctx := r.Context()
+	now := h.cfg.Now().UTC()
 	if tok := r.URL.Query().Get("jeton"); r.Method == http.MethodGet && tok != "" {
 		// The token leaves the address bar (history, the language switch,
-		// a Referer) for a short-lived cookie.
+		// a Referer) for a short-lived cookie, only when it is a live
+		// token: a link made up by someone else sets nothing. Looked up
+		// and padded the same way either way.
+		defer pad(ctx, time.Now(), h.cfg.MinResponse)
 		if len(tok) <= 100 {
-			h.cookies.Set(w, resetCookie, tok, h.cfg.ResetTTL)
+			switch _, err := h.st.GetPasswordReset(ctx, keys.Hash(tok), now); {
+			case err == nil:
+				h.cookies.Set(w, resetCookie, tok, h.cfg.ResetTTL)
+			case !errors.Is(err, sqin.ErrNotFound):
+				h.internal(w, r, lang, "signup: read reset", err)
+				return
+			}
 		}
 		http.Redirect(w, r, "/mot-de-passe-oublie/nouveau", http.StatusSeeOther)
 		return
 	}
-	ctx := r.Context()
-	now := h.cfg.Now().UTC()
 	tok := h.cookies.Get(r, resetCookie)
 	var rs *PasswordReset
 	if tok != "" && len(tok) <= 100 {
@@ -139,7 +155,14 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, lang, http.StatusBadRequest, "reset.error.link")
 		return
 	}
-	d := resetData{}
+	acct, err := h.st.GetAccount(ctx, rs.AccountID)
+	if err != nil {
+		h.internal(w, r, lang, "signup: read account", err)
+		return
+	}
+	// The form names the account it changes (masked), so that a link
+	// someone else planted is seen for what it is.
+	d := resetData{Email: MaskEmail(acct.Email)}
 	if r.Method == http.MethodGet {
 		h.render(w, r, lang, http.StatusOK, "signup_reset_password", "reset.new.title", d)
 		return
@@ -147,11 +170,6 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil || !h.csrf.Valid(r) {
 		d.Alert = h.t(lang, "error.csrf")
 		h.render(w, r, lang, http.StatusForbidden, "signup_reset_password", "reset.new.title", d)
-		return
-	}
-	acct, err := h.st.GetAccount(ctx, rs.AccountID)
-	if err != nil {
-		h.internal(w, r, lang, "signup: read account", err)
 		return
 	}
 	password := r.PostForm.Get("password")
@@ -170,8 +188,9 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := h.newMail(acct.Email, "password_changed", cmpLang(acct.Locale, lang), "mail.password_changed.subject",
-		"mail.password_changed.body", h.cfg.Issuer+"/mot-de-passe-oublie")
-	changed := h.withAudit(ctx, acct.ID, ActionPasswordReset, audit.Success, "password changed by a mailed link; sessions ended", "")
+		"mail.password_changed.body", h.cfg.Issuer+"/verification", h.cfg.Issuer+"/mot-de-passe-oublie")
+	changed := h.withAudit(ctx, acct.ID, ActionPasswordReset, audit.Success, "password changed by a mailed link; loa "+
+		strconv.Itoa(int(acct.LoA))+" -> "+strconv.Itoa(int(min(acct.LoA, sqin.LoA1)))+"; proofs dropped; all grants revoked; sessions ended", "")
 	switch err := h.st.ResetPassword(changed, rs.ID, hash, now, m); {
 	case errors.Is(err, sqin.ErrNotFound):
 		h.errorPage(w, r, lang, http.StatusBadRequest, "reset.error.link")
@@ -184,22 +203,24 @@ func (h *Handler) handleResetPassword(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Mailer != nil {
 		h.cfg.Mailer.Wake()
 	}
-	// Whoever knew the old password is signed out everywhere; the failed
-	// sign-ins of the address no longer hold the citizen back.
+	// The failed sign-ins of the address no longer hold the citizen back
+	// (the sessions ended in the reset's transaction).
 	if h.cfg.Sessions != nil {
 		if err := h.cfg.Sessions.ForgetFailedSignIns(ctx, acct.Email); err != nil {
 			h.log.ErrorContext(ctx, "signup: forget failed sign-ins", "request_id", web.RequestID(ctx), "err", err)
 		}
-		ids, err := h.st.AccountSessions(ctx, acct.ID)
-		if err != nil {
-			h.log.ErrorContext(ctx, "signup: sessions to end", "request_id", web.RequestID(ctx), "err", err)
-		}
-		for _, id := range ids {
-			if err := h.cfg.Sessions.EndSession(ctx, id); err != nil {
-				h.log.ErrorContext(ctx, "signup: end session", "request_id", web.RequestID(ctx), "err", err)
-			}
-		}
-		h.log.InfoContext(ctx, "password reset", "request_id", web.RequestID(ctx), "sessions_ended", strconv.Itoa(len(ids)))
 	}
+	h.log.InfoContext(ctx, "password reset: level 1, grants revoked, sessions ended", "request_id", web.RequestID(ctx))
 	h.render(w, r, lang, http.StatusOK, "signup_reset_done", "reset.done.title", d)
+}
+
+// MaskEmail shows enough of an address for its owner to recognise it:
+// the first character of the local part, then dots, and the domain.
+func MaskEmail(addr string) string {
+	at := strings.LastIndex(addr, "@")
+	if at <= 0 {
+		return "•••"
+	}
+	first, _ := utf8.DecodeRuneInString(addr)
+	return string(first) + "•••" + addr[at:]
 }

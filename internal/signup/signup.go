@@ -72,6 +72,10 @@ type Config struct {
 	// MailCodeKey keys the hashes of codes sent by mail (from the master
 	// key; `sqin letters export` derives the same); nil: no codes by mail.
 	MailCodeKey []byte
+	// MailSealer encrypts the bodies of queued mails (email codes, reset
+	// links) at rest in the outbox, under a key derived from the master
+	// key; the Worker's Sealer opens them. nil queues them in clear.
+	MailSealer *keys.Sealer
 
 	CodeTTL         time.Duration // default 15 min
 	FlowTTL         time.Duration // registration and proofing; default 2 h
@@ -85,6 +89,12 @@ type Config struct {
 	// per claimed identity; default 3.
 	MaxLetterAttempts int
 	LettersPer30Days  int
+	// LettersPerDay caps letter requests of every citizen together in a
+	// sliding 24 hours (postage, and a scan of the registry by name and
+	// birth date); reaching it logs an error with alert=letters_daily_cap
+	// and refuses further requests with a "try again tomorrow" page, the
+	// same for every identity. Default 2000.
+	LettersPerDay int
 	// ResetTTL is the life of a password reset link (default 30 min);
 	// ResetsPerHour bounds reset requests per email address (default 3).
 	ResetTTL      time.Duration
@@ -103,7 +113,10 @@ type Sessions interface {
 	// SignIn starts an SSO session for the account at its current level
 	// and returns where the browser goes next: the pending authorization
 	// request when authRequest names one that is still pending, else "/".
-	SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authRequest string) (string, error)
+	// amr and authTime say how and when the citizen authenticated; when the
+	// browser's session is the same account's, the new session keeps that
+	// session's own (internal/oidc's SignIn).
+	SignIn(w http.ResponseWriter, r *http.Request, accountID string, amr []string, authTime time.Time, authRequest string) (string, error)
 	// SessionAccount returns the signed-in account, "" for none.
 	SessionAccount(r *http.Request) (accountID, sessionID string)
 	// EndSession ends a session (with its logout notifications).
@@ -124,7 +137,16 @@ type Handler struct {
 	cookies web.Cookies
 }
 
-const flowCookie = "sqin_signup"
+// flowCookie holds a registration's token: a session cookie (gone with
+// the browser), cleared and its flow deleted when proofing ends.
+// resumeCookie keeps, once the flow is gone, the identifier of the
+// service's authorization request that proofing resumed (bound to the new
+// session, so worth nothing in another browser), for the done page shown
+// again.
+const (
+	flowCookie   = "sqin_signup"
+	resumeCookie = "sqin_signup_next"
+)
 
 // New returns the handler.
 func New(cfg Config, st Store, rd *web.Renderer, log *slog.Logger) (*Handler, error) {
@@ -154,6 +176,9 @@ func New(cfg Config, st Store, rd *web.Renderer, log *slog.Logger) (*Handler, er
 	}
 	if cfg.LettersPer30Days <= 0 {
 		cfg.LettersPer30Days = 3
+	}
+	if cfg.LettersPerDay <= 0 {
+		cfg.LettersPerDay = 2000
 	}
 	if cfg.ResetTTL <= 0 {
 		cfg.ResetTTL = 30 * time.Minute
@@ -381,7 +406,7 @@ func (h *Handler) postRegister(w http.ResponseWriter, r *http.Request, lang stri
 	if h.cfg.Mailer != nil {
 		h.cfg.Mailer.Wake()
 	}
-	h.cookies.Set(w, flowCookie, token, h.cfg.FlowTTL)
+	h.cookies.Set(w, flowCookie, token, 0)
 	h.log.InfoContext(ctx, "sign-up started", "request_id", web.RequestID(ctx))
 	http.Redirect(w, r, "/inscription/code", http.StatusSeeOther)
 }
@@ -394,8 +419,12 @@ func cmpLang(a, b string) string {
 }
 
 func (h *Handler) newMail(to, kind, lang, subject, body string, args ...any) *Mail {
-	return &Mail{ID: keys.Random(16), To: to, Kind: kind, Subject: h.t(lang, subject), Body: h.t(lang, body, args...),
+	m := &Mail{ID: keys.Random(16), To: to, Kind: kind, Subject: h.t(lang, subject), Body: h.t(lang, body, args...),
 		CreatedAt: h.cfg.Now().UTC()}
+	if h.cfg.MailSealer != nil {
+		m.Body = SealBody(h.cfg.MailSealer, m)
+	}
+	return m
 }
 
 // sixDigits returns a uniformly random 6-digit code.
@@ -541,6 +570,19 @@ func (h *Handler) event(ctx context.Context, accountID, action, outcome, detail,
 	return e
 }
 
+// personEvent builds an audit event about a registry person, made by the
+// account's citizen: its subject is the person, so the citizen who acted
+// does not read it (/api/v1/me/events) unless the person is theirs. nil
+// without an audit log or a person.
+func (h *Handler) personEvent(ctx context.Context, accountID, personID, action, outcome, detail, legalBasis string) *audit.Event {
+	e := h.event(ctx, accountID, action, outcome, detail, legalBasis)
+	if e == nil || personID == "" {
+		return nil
+	}
+	e.Subject = h.cfg.Pseudonyms.Person(personID)
+	return e
+}
+
 // withAudit returns ctx carrying the event, for the store's next write.
 func (h *Handler) withAudit(ctx context.Context, accountID, action, outcome, detail, legalBasis string) context.Context {
 	if e := h.event(ctx, accountID, action, outcome, detail, legalBasis); e != nil {
@@ -600,9 +642,13 @@ func (h *Handler) handleProofing(w http.ResponseWriter, r *http.Request) {
 			// Shown again (a reload): signed in already, the request (bound
 			// to that session when proofing ended) resumes from here.
 			if id, _ := h.cfg.Sessions.SessionAccount(r); id == acct.ID {
-				d.SignedIn = true
-				if d.Next != "/" {
-					d.Next = "/authorize/resume?req=" + url.QueryEscape(f.AuthRequest)
+				d.SignedIn, d.Next = true, "/"
+				req := authReq(h.cookies.Get(r, resumeCookie))
+				if f != nil {
+					req = f.AuthRequest
+				}
+				if req != "" {
+					d.Next = "/authorize/resume?req=" + url.QueryEscape(req)
 				}
 			}
 		}
@@ -621,9 +667,11 @@ func (h *Handler) handleProofing(w http.ResponseWriter, r *http.Request) {
 	h.postProofing(w, r, lang, f, acct)
 }
 
-// current returns the account the browser works on: the one its
-// registration created (with the registration), or else the one signed in
-// (f is then nil); nil when neither.
+// current returns the account the browser works on: the one signed in
+// (f is then nil), or else the one its registration created (with the
+// registration); nil when neither. A registration of another account than
+// the one signed in is ignored: the signed-in citizen is the one at the
+// keyboard.
 func (h *Handler) current(r *http.Request) (acct *sqin.Account, f *Flow, err error) {
 	f, err = h.flow(r)
 	if err != nil {
@@ -633,8 +681,12 @@ func (h *Handler) current(r *http.Request) (acct *sqin.Account, f *Flow, err err
 	if f != nil {
 		id = f.AccountID
 	}
-	if id == "" && h.cfg.Sessions != nil {
-		id, _ = h.cfg.Sessions.SessionAccount(r)
+	if h.cfg.Sessions != nil {
+		if sid, _ := h.cfg.Sessions.SessionAccount(r); sid != "" && sid != id {
+			id, f = sid, nil
+		}
+	}
+	if id == "" {
 		f = nil
 	}
 	if id == "" {
@@ -700,15 +752,35 @@ const MinAge = 14
 
 var birthRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
 
-// IdentityKey is the keyed hash of a claimed identity (normalised names
-// and birth date): the key of the per-person limit, the same whether or
-// not the registry knows the person.
+// IdentityKey is the keyed hash of a claimed identity (names in their
+// canonical form, registry.NameKey, the one the registry lookup matches
+// with, and birth date): the key of the per-person limits for an identity
+// the registry does not know.
 func IdentityKey(key []byte, family, given, birth string) string {
+	return keyOf(key, registry.NameKey(family), registry.NameKey(given), birth)
+}
+
+// PersonKey is the key of the per-person limits for a registry person:
+// every spelling that designates the person counts under it.
+func PersonKey(key []byte, personID string) string {
+	return keyOf(key, "\x00person", personID)
+}
+
+func keyOf(key []byte, parts ...string) string {
 	m := hmac.New(sha256.New, key)
-	for _, s := range []string{strings.ToLower(registry.NormalizeName(family)), strings.ToLower(registry.NormalizeName(given)), birth} {
+	for _, s := range parts {
 		m.Write([]byte(strconv.Itoa(len(s)) + ":" + s))
 	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// limitKey is the per-person limit key of a claimed identity: the person's
+// when the registry knows it, else the claimed identity's.
+func (h *Handler) limitKey(personID, family, given, birth string) string {
+	if personID != "" {
+		return PersonKey(h.cfg.IdentityKey, personID)
+	}
+	return IdentityKey(h.cfg.IdentityKey, family, given, birth)
 }
 
 // checkIdentity validates the claimed identity (names and birth date),
@@ -791,12 +863,12 @@ func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang stri
 	// From here the work depends on whether the person exists and which
 	// secrets match: every answer takes at least the same time.
 	defer pad(ctx, time.Now(), h.cfg.MinResponse*time.Duration(chosen+1))
-	identity := IdentityKey(h.cfg.IdentityKey, family, given, birth)
 	personID, attrs, err := h.person(ctx, family, given, birth)
 	if err != nil {
 		h.internal(w, r, lang, "signup: proofing", err)
 		return
 	}
+	identity := h.limitKey(personID, family, given, birth)
 	var proofs []string
 	status := http.StatusOK
 	for i := range d.Secrets {
@@ -889,12 +961,32 @@ func (h *Handler) postProofing(w http.ResponseWriter, r *http.Request, lang stri
 	h.finishProofing(w, r, lang, f, acct, personID, level, "secrets:"+strings.Join(proofs, ","))
 }
 
-// appendEvent commits an event that goes with no write of its own.
-func (h *Handler) appendEvent(ctx context.Context, ev *audit.Event) error {
-	if ev == nil || h.cfg.Batcher == nil {
+// appendEvent commits events that go with no write of their own (nil
+// ones are skipped).
+func (h *Handler) appendEvent(ctx context.Context, evs ...*audit.Event) error {
+	evs = slices.DeleteFunc(evs, func(e *audit.Event) bool { return e == nil })
+	if len(evs) == 0 || h.cfg.Batcher == nil {
 		return nil
 	}
-	return h.cfg.Batcher.Append(ctx, ev)
+	if err := h.cfg.Batcher.Append(ctx, evs...); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// withEvents returns ctx carrying the events (nil ones skipped), for the
+// store's next write.
+func withEvents(ctx context.Context, evs []*audit.Event) context.Context {
+	var out []audit.Event
+	for _, e := range evs {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	if len(out) == 0 {
+		return ctx
+	}
+	return audit.With(ctx, out...)
 }
 
 // finishProofing links the account to the person at level, or, when the
@@ -917,7 +1009,11 @@ func (h *Handler) finishProofing(w http.ResponseWriter, r *http.Request, lang st
 		return
 	}
 	if res.OtherAccount != "" {
-		e := h.event(ctx, acct.ID, ActionAccountProofed, audit.Denied, "the registry person already has an account; not linked; its owner was told", "")
+		// About the person (whose owner reads it), not the account: the
+		// citizen who typed is not told by an event that the person has
+		// an account.
+		e := h.personEvent(ctx, acct.ID, personID, ActionAccountProofed, audit.Denied,
+			"proved by an account that was not linked: the person already has one; its owner was told", "")
 		if err := h.appendEvent(ctx, e); err != nil {
 			h.log.WarnContext(ctx, "signup: audit", "request_id", web.RequestID(ctx), "err", err)
 		}
@@ -928,17 +1024,30 @@ func (h *Handler) finishProofing(w http.ResponseWriter, r *http.Request, lang st
 		h.log.InfoContext(ctx, "account proofed", "request_id", web.RequestID(ctx), "loa", int(res.LoA))
 	}
 	d := proofingData{Done: true, Next: next(f)}
-	if h.cfg.Sessions != nil {
-		authReq := ""
-		if f != nil {
-			authReq = f.AuthRequest
+	// Proofing ends the registration: its flow, which signed this browser
+	// in, is deleted, so that it signs nobody in again.
+	authReq, amr, authTime := "", []string(nil), time.Time{}
+	if f != nil {
+		if err := h.st.DeleteSignupFlow(ctx, f.ID); err != nil {
+			h.internal(w, r, lang, "signup: end the registration", err)
+			return
 		}
-		nxt, err := h.cfg.Sessions.SignIn(w, r, acct.ID, []string{"pwd"}, authReq)
+		h.cookies.Clear(w, flowCookie)
+		// What authenticated the citizen in this flow: the email code,
+		// entered when the account was created. (A signed-in citizen's
+		// session keeps its own amr and time.)
+		authReq, amr, authTime = f.AuthRequest, []string{"otp"}, acct.CreatedAt
+	}
+	if h.cfg.Sessions != nil {
+		nxt, err := h.cfg.Sessions.SignIn(w, r, acct.ID, amr, authTime, authReq)
 		if err != nil {
 			h.internal(w, r, lang, "signup: sign in", err)
 			return
 		}
 		d.Next, d.SignedIn = nxt, true
+		if authReq != "" {
+			h.cookies.Set(w, resumeCookie, authReq, 0)
+		}
 	}
 	h.render(w, r, lang, http.StatusOK, "signup_done", "signup.done.title", d)
 }

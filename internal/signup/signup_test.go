@@ -20,6 +20,7 @@ import (
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/authn"
+	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/proofing"
 	"github.com/sqin/sqin/internal/registry"
 	"github.com/sqin/sqin/internal/signup"
@@ -79,6 +80,7 @@ type world struct {
 	url    string
 	people []person
 	clock  *clock
+	log    *slog.Logger // the handlers' log; nil discards it
 }
 
 func newWorld(t *testing.T, dbURL string) *world {
@@ -130,6 +132,8 @@ func openDB(t *testing.T, dbURL string) *sqlstore.DB {
 var (
 	testKey = []byte("0123456789abcdef0123456789abcdef")
 	mailKey = []byte("mail-code-key-for-tests-only-0123")
+	// mailSealer seals the outbox's bodies, as sqin serve does.
+	mailSealer, _ = keys.NewSealer([]byte("outbox-key-for-tests-only-012345"))
 )
 
 // provider is one server instance: its own connections, prover and
@@ -166,6 +170,9 @@ func (w *world) provider(t *testing.T, cat *proofing.Catalogue, limits proofing.
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
+	if w.log != nil {
+		log = w.log
+	}
 	rd, err := web.NewRenderer(assets.FS, wcat, log)
 	if err != nil {
 		t.Fatal(err)
@@ -175,10 +182,10 @@ func (w *world) provider(t *testing.T, cat *proofing.Catalogue, limits proofing.
 		t.Fatal(err)
 	}
 	p := &provider{db: db, sink: &signup.MemorySink{}}
-	p.worker = &signup.Worker{Store: db, Sender: p.sink, From: "SQIN <no-reply@sqin.test>", Now: w.clock.Now}
+	p.worker = &signup.Worker{Store: db, Sender: p.sink, Sealer: mailSealer, From: "SQIN <no-reply@sqin.test>", Now: w.clock.Now}
 	cfg := signup.Config{Issuer: "http://sqin.test", CSRFKey: testKey, IdentityKey: testKey, Catalogue: cat,
 		Prover: prover, Hasher: hasher, Counter: db, Now: w.clock.Now, SignupsPerHour: 1000, MailCodeKey: mailKey,
-		MinResponse: time.Millisecond}
+		MailSealer: mailSealer, MinResponse: time.Millisecond}
 	for _, m := range mods {
 		m(&cfg)
 	}

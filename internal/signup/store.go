@@ -89,6 +89,8 @@ type Store interface {
 	// CountSignupCodeAttempt adds one to the flow's code attempts and
 	// returns the new count (sqin.ErrNotFound when missing or expired).
 	CountSignupCodeAttempt(ctx context.Context, id string, now time.Time) (int, error)
+	// DeleteSignupFlow deletes the flow (none is not an error).
+	DeleteSignupFlow(ctx context.Context, id string) error
 	// CompleteSignup creates a in the transaction that binds the flow to
 	// it and spends its code; a flow already bound or gone is
 	// sqin.ErrNotFound, a taken email sqin.ErrConflict.
@@ -146,8 +148,12 @@ type Store interface {
 	// sqin.ErrNotFound.
 	GetPasswordReset(ctx context.Context, id string, now time.Time) (*PasswordReset, error)
 	// ResetPassword spends the reset, sets the account's password hash,
-	// spends the account's other resets and queues mails, in one
-	// transaction; a reset already spent or expired is sqin.ErrNotFound.
+	// spends the account's other resets, lowers the account to level 1
+	// (keeping its person, so that proofing that person again raises it)
+	// and forgets its proofs, revokes every grant of the account (offline
+	// ones too), ends its sessions (with their back-channel logouts) and
+	// queues mails, in one transaction with the audit events ctx carries;
+	// a reset already spent or expired is sqin.ErrNotFound.
 	ResetPassword(ctx context.Context, id, passwordHash string, now time.Time, mails ...*Mail) error
 	// AccountSessions returns the IDs of the account's sessions.
 	AccountSessions(ctx context.Context, accountID string) ([]string, error)

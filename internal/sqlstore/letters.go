@@ -36,12 +36,22 @@ var (
 	qUseLetter  = newQuery(`UPDATE mail_letters SET used_at = ? WHERE id = ? AND used_at = 0 AND voided_at = 0
 		AND exported_at > 0 AND expires_at > ? RETURNING account_id, person_id`)
 
-	qCreateReset  = insertQuery("password_resets", "id, account_id, created_at, expires_at, used_at")
-	qGetReset     = newQuery(`SELECT id, account_id, created_at, expires_at, used_at FROM password_resets WHERE id = ? AND used_at = 0 AND expires_at > ?`)
-	qUseReset     = newQuery(`UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at = 0 AND expires_at > ? RETURNING account_id`)
-	qSpendResets  = newQuery(`UPDATE password_resets SET used_at = ? WHERE account_id = ? AND used_at = 0`)
-	qSetPassword  = newQuery(`UPDATE accounts SET password_hash = ?, updated_at = ? WHERE id = ?`)
-	qAcctSessions = newQuery(`SELECT id FROM sessions WHERE account_id = ? ORDER BY id`)
+	qCreateReset = insertQuery("password_resets", "id, account_id, created_at, expires_at, used_at")
+	qGetReset    = newQuery(`SELECT id, account_id, created_at, expires_at, used_at FROM password_resets WHERE id = ? AND used_at = 0 AND expires_at > ?`)
+	qUseReset    = newQuery(`UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at = 0 AND expires_at > ? RETURNING account_id`)
+	qSpendResets = newQuery(`UPDATE password_resets SET used_at = ? WHERE account_id = ? AND used_at = 0`)
+	// A reset by a mailed link proves the mailbox, not the identity: the
+	// level drops to 1 (person_id stays, so that proofing the same person
+	// again raises this account, and no other account can take the person
+	// meanwhile), the proofs made go (they must be made again), every
+	// grant of the account is revoked (offline ones too) and its sessions
+	// end (with their back-channel logouts queued).
+	qSetPassword = newQuery(`UPDATE accounts SET password_hash = ?, loa = CASE WHEN loa > 1 THEN 1 ELSE loa END,
+		updated_at = ? WHERE id = ?`)
+	qDropProofs        = newQuery(`DELETE FROM account_proofs WHERE account_id = ?`)
+	qRevokeAcctGrants  = newQuery(`UPDATE grants SET revoked_at = ? WHERE account_id = ? AND revoked_at = 0`)
+	qDeleteAcctSession = newQuery(`DELETE FROM sessions WHERE account_id = ?`)
+	qAcctSessions      = newQuery(`SELECT id FROM sessions WHERE account_id = ? ORDER BY id`)
 )
 
 func scanLetter(s scanner) (*signup.Letter, error) {
@@ -243,7 +253,10 @@ func (db *DB) GetPasswordReset(ctx context.Context, id string, now time.Time) (*
 }
 
 // ResetPassword spends the reset and every other reset of its account,
-// sets the password and queues mails, in one transaction.
+// sets the password, lowers the account to level 1 and drops its proofs,
+// revokes all its grants, ends its sessions (queueing their back-channel
+// logouts) and queues mails, in one transaction with the audit events ctx
+// carries.
 func (db *DB) ResetPassword(ctx context.Context, id, passwordHash string, now time.Time, mails ...*signup.Mail) error {
 	return wrap("sqlstore.ResetPassword", db.inTx(ctx, func(tx *sql.Tx) error {
 		var accountID string
@@ -260,8 +273,47 @@ func (db *DB) ResetPassword(ctx context.Context, id, passwordHash string, now ti
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return cmp.Or(err, sql.ErrNoRows)
 		}
+		if _, err := tx.ExecContext(ctx, db.sql(qDropProofs), accountID); err != nil {
+			return err
+		}
+		if err := db.endAccountSessions(ctx, tx, accountID, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.sql(qRevokeAcctGrants), ms(now), accountID); err != nil {
+			return err
+		}
 		return db.queueMails(ctx, tx, mails)
 	}))
+}
+
+// endAccountSessions deletes the account's sessions in tx, queueing each
+// one's back-channel logouts first (as EndSession does, without evicting:
+// the queue may pass its limit by those few rows until the worker runs).
+func (db *DB) endAccountSessions(ctx context.Context, tx *sql.Tx, accountID string, now time.Time) error {
+	rows, err := tx.QueryContext(ctx, db.sql(qAcctSessions), accountID)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		ids = append(ids, id)
+	}
+	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	at := ms(now)
+	for _, sid := range ids {
+		if _, err := tx.ExecContext(ctx, db.sql(qEnqueueLogouts), at, at, sid); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, db.sql(qDeleteAcctSession), accountID)
+	return err
 }
 
 // AccountSessions returns the IDs of the account's sessions (index

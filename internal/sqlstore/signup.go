@@ -26,6 +26,7 @@ const mailCols = `id, recipient, subject, body, kind, created_at, next_attempt_a
 var (
 	qCreateFlow   = insertQuery("signup_flows", flowCols)
 	qGetFlow      = newQuery(`SELECT ` + flowCols + ` FROM signup_flows WHERE id = ? AND expires_at > ?`)
+	qDeleteFlow   = newQuery(`DELETE FROM signup_flows WHERE id = ?`)
 	qFlowAttempt  = newQuery(`UPDATE signup_flows SET attempts = attempts + 1 WHERE id = ? AND expires_at > ? RETURNING attempts`)
 	qCompleteFlow = newQuery(`UPDATE signup_flows SET account_id = ?, code_hash = '' WHERE id = ? AND account_id = ''
 		AND expires_at > ? AND code_expires_at > ?`)
@@ -71,6 +72,12 @@ func (db *DB) GetSignupFlow(ctx context.Context, id string, now time.Time) (*sig
 		return nil, wrap("sqlstore.GetSignupFlow", err)
 	}
 	return f, nil
+}
+
+// DeleteSignupFlow deletes the flow; a missing one is not an error.
+func (db *DB) DeleteSignupFlow(ctx context.Context, id string) error {
+	_, err := db.write.ExecContext(ctx, db.sql(qDeleteFlow), id)
+	return wrap("sqlstore.DeleteSignupFlow", err)
 }
 
 // CountSignupCodeAttempt adds one attempt and returns the new count.
