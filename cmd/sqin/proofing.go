@@ -114,6 +114,7 @@ func proofingImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer db.Close()
 	o.Key = proofingSecretKey(master)
 	o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	o.Progress = secretProgress(o.Logger, 10*time.Second)
 	o.Actor = cliActor(getenv)
 	s, err := proofing.ImportSecrets(ctx, db, cat, manifest, o)
 	if err != nil {
@@ -134,3 +135,16 @@ func proofingImport(ctx context.Context, args []string, stdout, stderr io.Writer
 // proofingSecretKey keys the hashes of delivered secrets: sqin serve's
 // prover checks them, sqin proofing import makes them.
 func proofingSecretKey(master []byte) []byte { return derive(master, "proofing-secret") }
+
+// secretProgress logs the second pass's progress at most every interval,
+// and its end.
+func secretProgress(log *slog.Logger, every time.Duration) func(done, total int64) {
+	start, last := time.Now(), time.Now()
+	return func(done, total int64) {
+		if now := time.Now(); now.Sub(last) >= every || done >= total {
+			last = now
+			rate := float64(done) / max(now.Sub(start).Seconds(), 1e-9)
+			log.Info("secret import progress", "records", done, "of", total, "records_per_second", int64(rate))
+		}
+	}
+}

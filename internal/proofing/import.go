@@ -123,6 +123,9 @@ type ImportOptions struct {
 	RejectsPath string
 	// BatchSize is lines per transaction (default 2,000).
 	BatchSize int
+	// Progress, when set, is called after each stored batch with the
+	// records read and the manifest's record count.
+	Progress func(done, total int64)
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Actor     audit.Actor // default: system "proofing-import"
@@ -461,6 +464,13 @@ func applyDelivery(ctx context.Context, st DeliveryStore, path string, m *Secret
 		}
 		c.Stored += int64(len(put))
 		c.Removed += int64(len(remove))
+		if o.Progress != nil {
+			done := r.line // the CSV header is line 1
+			if m.Format == FormatCSV {
+				done--
+			}
+			o.Progress(done, m.RecordCount)
+		}
 		batch = batch[:0]
 		return nil
 	}
