@@ -239,7 +239,7 @@ var auditWrites = []struct {
 // context carries, once, in its own transaction.
 func testAuditWithWrites(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	for _, w := range append(auditWrites, authorisationWrites...) {
+	for _, w := range slices.Concat(auditWrites, authorisationWrites, adminWrites) {
 		if w.prepare != nil {
 			ok(t, w.prepare(ctx, s))
 		}
