@@ -98,7 +98,6 @@ func HashToken(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-
 // authenticate checks the bearer token. Unknown, expired and revoked
 // tokens get the same answer; failures are limited per address. The
 // lookup is by hash, so its timing says nothing about stored tokens.

@@ -126,9 +126,9 @@ type ImportOptions struct {
 	// Progress, when set, is called after each stored batch with the
 	// records read and the manifest's record count.
 	Progress func(done, total int64)
-	Logger    *slog.Logger
-	Now       func() time.Time
-	Actor     audit.Actor // default: system "proofing-import"
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Actor    audit.Actor // default: system "proofing-import"
 }
 
 // ImportSummary is what ImportSecrets did.

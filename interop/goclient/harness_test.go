@@ -76,17 +76,6 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // database is one storage backend prepared for a server: a SQLite file in a
 // temporary directory or a fresh PostgreSQL schema.
 type database struct {
