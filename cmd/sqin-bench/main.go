@@ -96,6 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.proofing.records, "proofing-records", 200_000, "proofing: people in the generated registry (9000000: the issue's scale)")
 	fs.IntVar(&o.proofing.callers, "proofing-callers", 32, "proofing: concurrent citizens checking local secrets")
 	fs.DurationVar(&o.proofing.duration, "proofing-duration", 5*time.Second, "proofing: window of the checks")
+	fs.DurationVar(&o.proofing.warmup, "proofing-warmup", 5*time.Second, "proofing: checks before the window (discarded; the imports leave the caches cold)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.registry.records < 1 || o.registry.readers < 0 || o.registry.duration < 0 {
 		return nil, errors.New("bad --registry-* value")
 	}
-	if o.proofing.records < 1 || o.proofing.callers < 1 || o.proofing.duration <= 0 {
+	if o.proofing.records < 1 || o.proofing.callers < 1 || o.proofing.duration <= 0 || o.proofing.warmup < 0 {
 		return nil, errors.New("bad --proofing-* value")
 	}
 	if o.audit.events < 1 || o.audit.batch < 1 || o.audit.proofs < 1 || o.audit.callers < 0 || o.audit.duration < 0 {

@@ -20,9 +20,9 @@ func TestProofingScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs sqin")
 	}
-	o := &options{bin: buildSQIN(t), quietWait: 0, waits: &budget{}, warmup: 100 * time.Millisecond,
+	o := &options{bin: buildSQIN(t), quietWait: 0, waits: &budget{},
 		postgres: envOr("SQIN_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"),
-		proofing: proofingOptions{records: 3000, callers: 4, duration: 300 * time.Millisecond}}
+		proofing: proofingOptions{records: 3000, callers: 4, duration: 300 * time.Millisecond, warmup: 100 * time.Millisecond}}
 	dbs := []string{"sqlite"}
 	if c, err := pgx.Connect(t.Context(), o.postgres); err == nil {
 		c.Close(context.Background())

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sqin/sqin"
@@ -218,6 +219,14 @@ func (db *DB) RefuseSecretDelivery(ctx context.Context, d *proofing.SecretDelive
 // transactions never wait on each other's rows crosswise.
 func (db *DB) HitAll(ctx context.Context, keys []string, d time.Duration, now time.Time) ([]int, error) {
 	counts := make([]int, len(keys))
+	if db.dialect != Postgres {
+		// SQLite has one writer connection, which database/sql hands to a
+		// random waiter: with 32 citizens the unlucky ones waited for many
+		// turns (p99 27 ms against 19 ms in BenchmarkLocalCheck). A mutex
+		// turns strictly first come, first served once waits pass 1 ms.
+		sqliteHitAll.Lock()
+		defer sqliteHitAll.Unlock()
+	}
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		for i, k := range keys {
 			n, err := db.hit(ctx, tx, k, d, now)
@@ -230,3 +239,7 @@ func (db *DB) HitAll(ctx context.Context, keys []string, d time.Duration, now ti
 	})
 	return counts, wrap("sqlstore.HitAll", err)
 }
+
+// sqliteHitAll queues HitAll callers on SQLite (one writer per database;
+// one mutex for the process, which serves one database).
+var sqliteHitAll sync.Mutex

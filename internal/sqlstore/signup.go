@@ -108,7 +108,7 @@ func (db *DB) CompleteSignup(ctx context.Context, flowID string, a *sqin.Account
 }
 
 // FindPersonByNameAndBirthDate looks the claimed identity up: the persons
-// born that day (index persons_birth_date), then the names compared as
+// born that day (covering index persons_birth_names), then the names compared as
 // registry.SameName does.
 func (db *DB) FindPersonByNameAndBirthDate(ctx context.Context, family, given, birthDate string) (string, error) {
 	const op = "sqlstore.FindPersonByNameAndBirthDate"
