@@ -110,7 +110,8 @@ type Provider struct {
 	// logoutWake starts back-channel delivery after a sign-out here.
 	logoutWake logoutWake
 	// clients caches clients briefly; verified caches the claims of access
-	// tokens whose signature was checked.
+	// tokens whose signature was checked (or that were signed here), by
+	// tokenKey.
 	clients  *cache[*sqin.Client]
 	verified *cache[atClaims]
 	// auditSlots bounds the proofs computed at once (auditapi.go).

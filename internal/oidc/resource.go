@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,8 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 		return nil, errBadToken
 	}
 	var v verifiedAT
-	if cl, ok := p.verified.get(token, p.now()); ok {
+	key := tokenKey(token)
+	if cl, ok := p.verified.get(key, p.now()); ok {
 		v.claims = cl
 	} else {
 		payload, err := p.keys.Verify(ctx, token, "at+jwt", keys.ES256)
@@ -43,7 +45,7 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 		}
 		// A token's signature is checked once; revocation and the grant
 		// are checked at every use, below.
-		p.verified.put(token, v.claims, time.Unix(v.claims.Exp, 0), p.now())
+		p.verified.put(key, v.claims, time.Unix(v.claims.Exp, 0), p.now())
 	}
 	now := p.now().Unix()
 	if v.claims.Iss != p.cfg.Issuer || v.claims.Exp <= now || v.claims.Jti == "" {
@@ -72,6 +74,13 @@ func (p *Provider) verifyAccessToken(ctx context.Context, token string) (*verifi
 }
 
 var errBadToken = oerr(errInvalidToken, "the access token is invalid, expired or revoked")
+
+// tokenKey is the verified-claims cache's key of an access token: its
+// SHA-256, a 32-byte key instead of a token of several hundred bytes.
+func tokenKey(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return string(sum[:])
+}
 
 // bearer extracts the access token and its scheme, Bearer or DPoP (RFC
 // 6750 2.1, 2.2 — never the query; RFC 9449 7.1).

@@ -462,7 +462,7 @@ func (p *Provider) accessToken(ctx context.Context, c *sqin.Client, sub, grantID
 		// A citizen's token goes to userinfo next, often on this instance:
 		// its claims are known, so its signature need not be checked
 		// there (revocation and the grant still are, at every use).
-		p.verified.put(at, cl, time.Unix(cl.Exp, 0), now)
+		p.verified.put(tokenKey(at), cl, time.Unix(cl.Exp, 0), now)
 	}
 	return at, tokenType, nil
 }
