@@ -40,7 +40,7 @@ var errUsage = errors.New("usage")
 // collector").
 const (
 	serveGOGC     = 400
-	serveMemLimit = 256 << 20 // plus twice the argon2id memory of every hashing slot
+	serveMemLimit = 256 << 20 // plus the argon2id memory of every hashing slot
 )
 
 // gcDefaults tunes the garbage collector for serving, unless GOGC or
@@ -49,15 +49,16 @@ const (
 // thousand requests and took about a tenth of the server's CPU. GOGC=400
 // lets the heap grow to five times the live heap between collections; the
 // memory limit bounds that growth where the live heap is large (password
-// hashing holds up to GOMAXPROCS argon2id arrays): 256 MiB plus twice the
-// argon2id memory of every slot. RSS at rest is not changed (memory is
-// given back after start-up).
+// hashing holds up to GOMAXPROCS argon2id arrays, which a burst of sign-ins
+// fills): 256 MiB plus the argon2id memory of every slot, so that the
+// collector still has room above a full set of slots. RSS at rest is not
+// changed (memory is given back after start-up).
 func gcDefaults(getenv func(string) string, argon2KiB uint) {
 	if getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGOGC)
 	}
 	if getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(serveMemLimit + 2*int64(runtime.GOMAXPROCS(0))*int64(argon2KiB)<<10)
+		debug.SetMemoryLimit(serveMemLimit + int64(runtime.GOMAXPROCS(0))*int64(argon2KiB)<<10)
 	}
 }
 
