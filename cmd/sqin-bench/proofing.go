@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sqin/sqin/internal/proofing"
 	"github.com/sqin/sqin/internal/registry"
 	"github.com/sqin/sqin/internal/sqlstore"
@@ -251,6 +253,13 @@ func runProofing(ctx context.Context, o *options, db string, logw io.Writer) (re
 	fmt.Fprintf(logw, "%s: proofing: registry of %s imported in %s, %s licences in %s\n", db, commas(res.records),
 		fmtDur(res.regImport.wall), commas(res.licences), fmtDur(res.secImport.wall))
 
+	if db == "postgres" {
+		// As autovacuum does after a bulk load, in its own time: the
+		// visibility map lets the lookup's covering index answer alone.
+		if err := vacuum(ctx, dbURL, "persons", "proofing_secrets"); err != nil {
+			return nil, err
+		}
+	}
 	st, err := sqlstore.Open(ctx, dbURL)
 	if err != nil {
 		return nil, err
@@ -292,6 +301,21 @@ func runProofing(ctx context.Context, o *options, db string, logw io.Writer) (re
 		fmt.Fprintf(logw, "    first error: %s\n", res.firstErr)
 	}
 	return res, nil
+}
+
+// vacuum runs VACUUM (ANALYZE) on PostgreSQL tables.
+func vacuum(ctx context.Context, dbURL string, tables ...string) error {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, t := range tables {
+		if _, err := conn.Exec(ctx, "VACUUM (ANALYZE) "+pgx.Identifier{t}.Sanitize()); err != nil {
+			return fmt.Errorf("vacuum %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 func lastLine(s string) string {
@@ -417,7 +441,7 @@ func (rep *report) writeProofing(w io.Writer) {
 	}
 	n := dbs[0].proofing.records
 	fmt.Fprintf(w, "## Proofing checks (issue 7)\n\n")
-	fmt.Fprintf(w, "A registry of %s synthetic people (`sqin registry generate`) and the driver's licence numbers the SAAQ delivers for %s of them (`sqin proofing generate`) are imported on each database with the binary (`sqin registry import`, `sqin proofing import`: the licences stored as keyed hashes only). Then %d goroutines, each a citizen with its own account and network address, prove identities of a sample of %s people for %s (after a discarded warm-up of %s), in-process through the store and the prover `sqin serve` uses.\n\n",
+	fmt.Fprintf(w, "A registry of %s synthetic people (`sqin registry generate`) and the driver's licence numbers the SAAQ delivers for %s of them (`sqin proofing generate`) are imported on each database with the binary (`sqin registry import`, `sqin proofing import`: the licences stored as keyed hashes only); on PostgreSQL `VACUUM (ANALYZE)` then runs on both tables, as autovacuum would after a bulk load. Then %d goroutines, each a citizen with its own account and network address, prove identities of a sample of %s people for %s (after a discarded warm-up of %s), in-process through the store and the prover `sqin serve` uses.\n\n",
 		commas(n), commas(po.delivery.licenceCount), po.callers, commas(int64(len(po.delivery.people))), po.duration, po.warmup)
 	fmt.Fprintf(w, "What is timed, per operation: **lookup** = the claimed-identity lookup the proofing page does before any check (`FindPersonByNameAndBirthDate`: the persons born that day, names compared; then `GetRegistryEntry`: the person's attributes); **check** = `Prover.Check` for one local secret: the attempt counted under the four limits (global, identity, account, address: four sliding-window writes in the database), the values normalised and validated, then compared — the health-insurance number and card expiry with the registry's own attributes, the licence number by its HMAC-SHA256 and one read of `proofing_secrets`. Operations alternate between the two secrets. Excluded: the prover's deliberate padding (`Limits.MinDuration`, 300 ms in production, set to 1 ns here) and the page's own padding, the audit event, HTTP and HTML; no password is hashed on this path. The limits are set so high that nothing locks, but every attempt is counted.\n\n")
 	fmt.Fprintf(w, "| measurement | target |")
