@@ -14,7 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/sqin/sqin/internal/registry"
 )
 
 // A holder body (the SAAQ for driving licences) delivers the values of a
@@ -41,18 +42,12 @@ const SecretManifestVersion = 1
 // maxLine bounds a data line (as the registry's format does).
 const maxLine = 4096
 
-// SecretManifest describes one delivery of a holder's secrets.
+// SecretManifest describes one delivery of a holder's secrets: the
+// registry's manifest (registry.Manifest, the same members and rules) and
+// the secret type it carries.
 type SecretManifest struct {
-	Version     int       `json:"version"`
-	Source      string    `json:"source"`
-	SecretType  string    `json:"secret_type"`
-	ExtractedAt time.Time `json:"extracted_at"`
-	Sequence    int64     `json:"sequence"`
-	Kind        string    `json:"kind"`
-	Format      string    `json:"format"`
-	DataFile    string    `json:"data_file"`
-	RecordCount int64     `json:"record_count"`
-	SHA256      string    `json:"sha256"`
+	registry.Manifest
+	SecretType string `json:"secret_type"`
 }
 
 // ErrManifest marks a manifest that cannot be used.
@@ -62,15 +57,9 @@ var ErrManifest = errors.New("invalid secret delivery manifest")
 // the manifest and the path of its data file (in the manifest's
 // directory).
 func ReadSecretManifest(path string) (*SecretManifest, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read manifest: %w", err)
-	}
 	var m SecretManifest
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrManifest, err)
+	if err := registry.DecodeManifest(path, &m, ErrManifest); err != nil {
+		return nil, "", err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, "", err
@@ -80,37 +69,9 @@ func ReadSecretManifest(path string) (*SecretManifest, string, error) {
 
 // Validate checks every member of m (not the data file).
 func (m *SecretManifest) Validate() error {
-	var bad []string
-	if m.Version != SecretManifestVersion {
-		bad = append(bad, fmt.Sprintf("version must be %d", SecretManifestVersion))
-	}
-	if !validName(m.Source) {
-		bad = append(bad, "source must be 1–40 characters A–Z, a–z, 0–9, '.', '_' or '-'")
-	}
-	if !validName(m.SecretType) {
+	bad := m.Problems(SecretManifestVersion)
+	if !registry.ValidName(m.SecretType) {
 		bad = append(bad, "secret_type must name a secret type of the catalogue")
-	}
-	if m.ExtractedAt.IsZero() {
-		bad = append(bad, "extracted_at is missing")
-	}
-	if m.Sequence < 1 {
-		bad = append(bad, "sequence must be a positive integer")
-	}
-	if m.Kind != DeliverySnapshot && m.Kind != DeliveryDelta {
-		bad = append(bad, "kind must be snapshot or delta")
-	}
-	if m.Format != FormatCSV && m.Format != FormatJSONL {
-		bad = append(bad, "format must be csv or jsonl")
-	}
-	if m.DataFile == "" || m.DataFile != filepath.Base(m.DataFile) || strings.ContainsAny(m.DataFile, `/\`) ||
-		m.DataFile == "." || m.DataFile == ".." {
-		bad = append(bad, "data_file must be a file name in the manifest's directory")
-	}
-	if m.RecordCount < 0 {
-		bad = append(bad, "record_count must not be negative")
-	}
-	if h, err := hex.DecodeString(m.SHA256); err != nil || len(h) != 32 || strings.ToLower(m.SHA256) != m.SHA256 {
-		bad = append(bad, "sha256 must be 64 lower-case hexadecimal digits")
 	}
 	if len(bad) > 0 {
 		return fmt.Errorf("%w: %s", ErrManifest, strings.Join(bad, "; "))
@@ -125,19 +86,6 @@ func WriteSecretManifest(path string, m *SecretManifest) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
-}
-
-func validName(s string) bool {
-	if len(s) < 1 || len(s) > 40 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // DeliveryHeader is the data file's columns for secret type s: op, nam,

@@ -265,8 +265,9 @@ func writeDelivery(t *testing.T, dir, source string, seq int64, kind, data strin
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(data))
-	m := &proofing.SecretManifest{Version: 1, Source: source, SecretType: "driving-licence", ExtractedAt: time.Now(),
-		Sequence: seq, Kind: kind, Format: proofing.FormatCSV, DataFile: name, RecordCount: records, SHA256: hex.EncodeToString(sum[:])}
+	m := &proofing.SecretManifest{SecretType: "driving-licence", Manifest: registry.Manifest{Version: 1, Source: source,
+		ExtractedAt: time.Now(), Sequence: seq, Kind: kind, Format: proofing.FormatCSV, DataFile: name, RecordCount: records,
+		SHA256: hex.EncodeToString(sum[:])}}
 	path := filepath.Join(dir, fmt.Sprintf("%s-%d.manifest.json", source, seq))
 	if err := proofing.WriteSecretManifest(path, m); err != nil {
 		t.Fatal(err)

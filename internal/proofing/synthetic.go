@@ -78,9 +78,9 @@ func GenerateSecretDelivery(dir string, o SecretDeliveryOptions) (*SecretManifes
 		return nil, "", errors.New("proofing: sequence must be positive")
 	}
 	st, _ := DefaultCatalogue().Secret(SyntheticSecretType)
-	m := &SecretManifest{Version: SecretManifestVersion, Source: o.Source, SecretType: SyntheticSecretType,
-		ExtractedAt: syntheticSecretEpoch.AddDate(0, 0, int(o.Sequence)), Sequence: o.Sequence, Kind: o.Kind,
-		Format: o.Format, DataFile: fmt.Sprintf("%s-%s-%06d-%s.%s", o.Source, SyntheticSecretType, o.Sequence, o.Kind, o.Format)}
+	m := &SecretManifest{SecretType: SyntheticSecretType, Manifest: registry.Manifest{Version: SecretManifestVersion,
+		Source: o.Source, ExtractedAt: syntheticSecretEpoch.AddDate(0, 0, int(o.Sequence)), Sequence: o.Sequence, Kind: o.Kind,
+		Format: o.Format, DataFile: fmt.Sprintf("%s-%s-%06d-%s.%s", o.Source, SyntheticSecretType, o.Sequence, o.Kind, o.Format)}}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("proofing: %w", err)
 	}

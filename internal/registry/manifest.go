@@ -41,15 +41,9 @@ var ErrManifest = errors.New("invalid manifest")
 // ReadManifest reads and validates the manifest at path. It returns the
 // manifest and the path of its data file (in the manifest's directory).
 func ReadManifest(path string) (*Manifest, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("read manifest: %w", err)
-	}
 	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrManifest, err)
+	if err := DecodeManifest(path, &m, ErrManifest); err != nil {
+		return nil, "", err
 	}
 	if err := m.Validate(); err != nil {
 		return nil, "", err
@@ -57,13 +51,39 @@ func ReadManifest(path string) (*Manifest, string, error) {
 	return &m, filepath.Join(filepath.Dir(path), m.DataFile), nil
 }
 
+// DecodeManifest decodes the JSON manifest at path into m, refusing
+// unknown members; a manifest that does not decode is errManifest. Other
+// deliveries made like the registry's (a holder's secrets) read theirs
+// with it.
+func DecodeManifest(path string, m any, errManifest error) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(m); err != nil {
+		return fmt.Errorf("%w: %v", errManifest, err)
+	}
+	return nil
+}
+
 // Validate checks every field of m.
 func (m *Manifest) Validate() error {
-	var bad []string
-	if m.Version != ManifestVersion {
-		bad = append(bad, fmt.Sprintf("version must be %d", ManifestVersion))
+	if bad := m.Problems(ManifestVersion); len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrManifest, strings.Join(bad, "; "))
 	}
-	if !validSource(m.Source) {
+	return nil
+}
+
+// Problems lists what is wrong in the members of m, for a manifest whose
+// only readable version is version.
+func (m *Manifest) Problems(version int) []string {
+	var bad []string
+	if m.Version != version {
+		bad = append(bad, fmt.Sprintf("version must be %d", version))
+	}
+	if !ValidName(m.Source) {
 		bad = append(bad, "source must be 1–40 characters A–Z, a–z, 0–9, '.', '_' or '-'")
 	}
 	if m.ExtractedAt.IsZero() {
@@ -88,17 +108,16 @@ func (m *Manifest) Validate() error {
 	if h, err := hex.DecodeString(m.SHA256); err != nil || len(h) != 32 || strings.ToLower(m.SHA256) != m.SHA256 {
 		bad = append(bad, "sha256 must be 64 lower-case hexadecimal digits")
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrManifest, strings.Join(bad, "; "))
-	}
-	return nil
+	return bad
 }
 
 // AsOf is the extraction date, YYYY-MM-DD in UTC: the default effective
 // date of the delivery's records and the latest date they may carry.
 func (m *Manifest) AsOf() string { return m.ExtractedAt.UTC().Format(time.DateOnly) }
 
-func validSource(s string) bool {
+// ValidName reports whether s may name a source or a type in a manifest:
+// 1–40 characters A–Z, a–z, 0–9, '.', '_' or '-'.
+func ValidName(s string) bool {
 	if len(s) < 1 || len(s) > 40 {
 		return false
 	}
