@@ -123,22 +123,15 @@ func runAudit(ctx context.Context, o *options, db string, logw io.Writer) (res *
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	var dbURL string
-	switch db {
-	case "sqlite":
-		dbURL = "sqlite://" + filepath.Join(dir, "audit.db")
-	case "postgres":
-		u, drop, err := pgSchema(ctx, o.postgres)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if e := drop(); e != nil && err == nil {
-				err = fmt.Errorf("drop schema: %w", e)
-			}
-		}()
-		dbURL = u
+	dbURL, done, err := freshDB(ctx, o, db, dir, "audit")
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if e := done(); e != nil && err == nil {
+			err = e
+		}
+	}()
 	st, err := sqlstore.Open(ctx, dbURL)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,27 +203,15 @@ func runProofing(ctx context.Context, o *options, db string, logw io.Writer) (re
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	var dbURL string
-	switch db {
-	case "sqlite":
-		dbURL = "sqlite://" + filepath.Join(d.dir, "proofing-"+randString(6)+".db")
-		defer func() {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				os.Remove(strings.TrimPrefix(dbURL, "sqlite://") + suffix)
-			}
-		}()
-	case "postgres":
-		u, drop, err := pgSchema(ctx, o.postgres)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if e := drop(); e != nil && err == nil {
-				err = fmt.Errorf("drop schema: %w", e)
-			}
-		}()
-		dbURL = u
+	dbURL, done, err := freshDB(ctx, o, db, d.dir, "proofing")
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if e := done(); e != nil && err == nil {
+			err = e
+		}
+	}()
 	master := make([]byte, 32)
 	if _, err := rand.Read(master); err != nil {
 		return nil, err

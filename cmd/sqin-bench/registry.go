@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -272,27 +271,15 @@ func runRegistry(ctx context.Context, o *options, db string, logw io.Writer) (re
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	var dbURL string
-	switch db {
-	case "sqlite":
-		dbURL = "sqlite://" + filepath.Join(d.dir, "registry-"+randString(6)+".db")
-		defer func() {
-			for _, suffix := range []string{"", "-wal", "-shm"} {
-				os.Remove(strings.TrimPrefix(dbURL, "sqlite://") + suffix)
-			}
-		}()
-	case "postgres":
-		u, drop, err := pgSchema(ctx, o.postgres)
-		if err != nil {
-			return nil, err
-		}
-		defer func() {
-			if e := drop(); e != nil && err == nil {
-				err = fmt.Errorf("drop schema: %w", e)
-			}
-		}()
-		dbURL = u
+	dbURL, done, err := freshDB(ctx, o, db, d.dir, "registry")
+	if err != nil {
+		return nil, err
 	}
+	defer func() {
+		if e := done(); e != nil && err == nil {
+			err = e
+		}
+	}()
 	pg := db == "postgres"
 	quiet := cpuMeter{}
 	wait := func(what string) {
