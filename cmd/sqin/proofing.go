@@ -39,14 +39,9 @@ func proofingGenerate(args []string, stdout io.Writer, getenv func(string) strin
 		o   proofing.SecretDeliveryOptions
 		out string
 	)
-	fs.IntVar(&o.Count, "count", 1000, "people of the registry's synthetic population (as sqin registry generate --count)")
-	fs.Uint64Var(&o.Seed, "seed", 1, "seed of that population (as sqin registry generate --seed)")
-	fs.StringVar(&out, "out", "secret-delivery", "directory to write the manifest and data file into")
-	fs.StringVar(&o.Kind, "kind", proofing.DeliverySnapshot, "snapshot or delta")
-	fs.Int64Var(&o.Sequence, "seq", 0, "sequence number (default 1 for a snapshot, base-seq+1 for a delta)")
-	fs.Int64Var(&o.BaseSeq, "base-seq", 1, "for a delta: the sequence of the snapshot it follows")
-	fs.StringVar(&o.Format, "format", proofing.FormatCSV, "csv or jsonl")
-	fs.StringVar(&o.Source, "source", proofing.SyntheticSecretSource, "source name (the holder)")
+	deliveryFlags(fs, &o, &out, "secret-delivery", proofing.SyntheticSecretSource, "source name (the holder)",
+		"people of the registry's synthetic population (as sqin registry generate --count)",
+		"seed of that population (as sqin registry generate --seed)")
 	if err := parseCmd(fs, args, getenv); err != nil {
 		return err
 	}

@@ -35,20 +35,29 @@ func registryCmd(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	return fmt.Errorf("registry: unknown subcommand %q (want %s)", args[0], want)
 }
 
+// deliveryFlags binds the flags of a synthetic delivery generator (sqin
+// registry generate, sqin proofing generate): the options, the output
+// directory (default defOut) and the source (default defSource), with
+// each command's help for the source, --count and --seed.
+func deliveryFlags(fs *flag.FlagSet, o *registry.DeliveryOptions, out *string, defOut, defSource, sourceHelp, countHelp, seedHelp string) {
+	fs.IntVar(&o.Count, "count", 1000, countHelp)
+	fs.Uint64Var(&o.Seed, "seed", 1, seedHelp)
+	fs.StringVar(out, "out", defOut, "directory to write the manifest and data file into")
+	fs.StringVar(&o.Kind, "kind", registry.KindSnapshot, "snapshot or delta")
+	fs.Int64Var(&o.Sequence, "seq", 0, "sequence number (default 1 for a snapshot, base-seq+1 for a delta)")
+	fs.Int64Var(&o.BaseSeq, "base-seq", 1, "for a delta: the sequence of the snapshot it follows")
+	fs.StringVar(&o.Format, "format", registry.FormatCSV, "csv or jsonl")
+	fs.StringVar(&o.Source, "source", defSource, sourceHelp)
+}
+
 func registryGenerate(args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("sqin registry generate", flag.ContinueOnError)
 	var (
 		o   registry.DeliveryOptions
 		out string
 	)
-	fs.IntVar(&o.Count, "count", 1000, "people in the base population (the snapshot)")
-	fs.Uint64Var(&o.Seed, "seed", 1, "seed: the same seed gives the same files")
-	fs.StringVar(&out, "out", "registry-delivery", "directory to write the manifest and data file into")
-	fs.StringVar(&o.Kind, "kind", registry.KindSnapshot, "snapshot or delta")
-	fs.Int64Var(&o.Sequence, "seq", 0, "sequence number (default 1 for a snapshot, base-seq+1 for a delta)")
-	fs.Int64Var(&o.BaseSeq, "base-seq", 1, "for a delta: the sequence of the snapshot it follows")
-	fs.StringVar(&o.Format, "format", registry.FormatCSV, "csv or jsonl")
-	fs.StringVar(&o.Source, "source", registry.SyntheticSource, "source name")
+	deliveryFlags(fs, &o, &out, "registry-delivery", registry.SyntheticSource, "source name",
+		"people in the base population (the snapshot)", "seed: the same seed gives the same files")
 	if err := parseCmd(fs, args, getenv); err != nil {
 		return err
 	}

@@ -18,22 +18,12 @@ const SyntheticSecretSource = "SAAQ-SYNTHETIC"
 // of (the driver's licence reference number).
 const SyntheticSecretType = "driving-licence"
 
-// SecretDeliveryOptions say what GenerateSecretDelivery writes.
-type SecretDeliveryOptions struct {
-	// Seed and Count are those of the registry's synthetic population
-	// (registry.GenerateDelivery): the delivery holds licences of its
-	// people, matched by health number.
-	Seed  uint64
-	Count int
-	Kind  string // DeliverySnapshot or DeliveryDelta
-	// Format is FormatCSV (default) or FormatJSONL.
-	Format string
-	Source string // default SyntheticSecretSource
-	// Sequence of the delivery; default 1 for a snapshot, BaseSeq+1 for
-	// a delta (number Sequence-BaseSeq, 1–100).
-	Sequence int64
-	BaseSeq  int64 // default 1
-}
+// SecretDeliveryOptions are those of the registry's synthetic deliveries
+// (registry.GenerateDelivery): Seed and Count name the registry's synthetic
+// population, whose people the delivery holds licences of, matched by
+// health number; Kind is DeliverySnapshot or DeliveryDelta; Source
+// defaults to SyntheticSecretSource.
+type SecretDeliveryOptions = registry.DeliveryOptions
 
 // syntheticSecretEpoch: the extraction time of sequence 0.
 var syntheticSecretEpoch = time.Date(2026, 11, 1, 6, 0, 0, 0, time.UTC)
