@@ -377,20 +377,29 @@ func (db *DB) appendAlone(ctx context.Context, events []*audit.Event) error {
 
 // queueEvents inserts events into the audit queue in tx (PostgreSQL).
 func (db *DB) queueEvents(ctx context.Context, tx *sql.Tx, events []*audit.Event) error {
+	var err error
+	qerr := db.queueStatements(events, func(q string, args []any) {
+		if err == nil {
+			_, err = tx.ExecContext(ctx, q, args...)
+		}
+	})
+	return cmp.Or(qerr, err)
+}
+
+// queueStatements prepares events and passes to send the INSERTs that
+// queue them (PostgreSQL), auditBatch rows at most each.
+func (db *DB) queueStatements(events []*audit.Event, send func(q string, args []any)) error {
 	if err := prepareEvents(events); err != nil {
 		return err
 	}
-	args := make([]any, 0, min(len(events), auditBatch)*13)
 	for start := 0; start < len(events); start += auditBatch {
 		batch := events[start:min(start+auditBatch, len(events))]
-		args = args[:0]
+		args := make([]any, 0, len(batch)*13)
 		for _, e := range batch {
 			args = append(args, e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action, e.Subject,
 				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt)
 		}
-		if _, err := tx.ExecContext(ctx, db.sql(queueInsert(len(batch))), args...); err != nil {
-			return err
-		}
+		send(db.sql(queueInsert(len(batch))), args)
 	}
 	return nil
 }

@@ -66,3 +66,18 @@ func isWrite(sql string) bool {
 }
 
 func (pgCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// TraceBatchStart counts a pipeline (pgSpend) as one statement: it is one
+// round trip, which is what the PostgreSQL counts stand for; a commit when
+// it holds a COMMIT.
+func (t pgCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	commit := false
+	for _, q := range d.Batch.QueuedQueries {
+		commit = commit || isCommit(q.SQL)
+	}
+	t.statement(commit)
+	return ctx
+}
+
+func (pgCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (pgCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}

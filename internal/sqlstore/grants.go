@@ -117,8 +117,8 @@ var (
 	SELECT ` + prefixCols("u.", codeCols) + `, ` + holderCols + `
 	FROM u LEFT JOIN accounts a ON a.id = u.account_id
 	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = u.account_id`)
-	// qHolder reads an account's holder columns (SQLite, in the write
-	// transaction).
+	// qHolder reads an account's holder columns in the write transaction
+	// (SQLite; PostgreSQL when its claim failed).
 	qHolder = newQuery(`SELECT ` + holderCols + ` FROM (SELECT 1) LEFT JOIN accounts a ON a.id = ?
 	LEFT JOIN legacy_subjects l ON l.sector = ? AND l.account_id = a.id`)
 )
@@ -150,22 +150,46 @@ func codeDest(c *sqin.AuthCode) []any {
 func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, once []store.OnceKey,
 	withHolder bool, sector string, issue func(*sqin.AuthCode, store.Holder) (*sqin.Grant, *sqin.RefreshToken, error)) error {
 	at := ms(now)
+	if uniq, repeats := uniqueKeys(once); db.dialect == Postgres && len(repeats) == 0 {
+		c := new(sqin.AuthCode)
+		claim, args, dest := qUseCode, []any{at, codeHash, at}, codeDest(c)
+		holder := func() store.Holder { return store.Holder{} }
+		if withHolder {
+			var hd []any
+			hd, holder = holderDest()
+			claim, args, dest = qUseCodeHolder, append(args, sector), append(dest, hd...)
+		}
+		err := db.pgSpend(ctx, op, uniq, now, claim, args, dest, func() ([]pgWrite, bool, error) {
+			g, rt, err := issue(c, holder())
+			if err == nil {
+				err = checkIssued(op, c, g, rt)
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			args, err := grantArgs(op, g)
+			if err != nil {
+				return nil, false, err
+			}
+			if rt != nil {
+				return []pgWrite{{db.sql(qCreateGrantRefresh), append(args, refreshArgs(rt)...)}}, true, nil
+			}
+			return []pgWrite{{db.sql(qCreateGrant), args}}, true, nil
+		})
+		if !errors.Is(err, errUnclaimed) {
+			return err
+		}
+		// Missing, used or expired: the general path tells which.
+	}
 	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+		// PostgreSQL comes here only when the claim fails (pgSpend).
 		c := new(sqin.AuthCode)
 		var h store.Holder
-		var err error
-		switch {
-		case withHolder && db.dialect == Postgres:
+		err := tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at).Scan(codeDest(c)...)
+		if err == nil && withHolder {
 			hd, holder := holderDest()
-			err = tx.QueryRowContext(ctx, db.sql(qUseCodeHolder), at, codeHash, at, sector).Scan(append(codeDest(c), hd...)...)
+			err = tx.QueryRowContext(ctx, db.sql(qHolder), c.AccountID, sector).Scan(hd...)
 			h = holder()
-		default:
-			err = tx.QueryRowContext(ctx, db.sql(qUseCode), at, codeHash, at).Scan(codeDest(c)...)
-			if err == nil && withHolder {
-				hd, holder := holderDest()
-				err = tx.QueryRowContext(ctx, db.sql(qHolder), c.AccountID, sector).Scan(hd...)
-				h = holder()
-			}
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return db.unusable(ctx, tx, op, qCodeState, codeHash, at)
@@ -174,20 +198,11 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 			return false, wrap(op, err)
 		}
 		g, rt, err := issue(c, h)
+		if err == nil {
+			err = checkIssued(op, c, g, rt)
+		}
 		if err != nil {
 			return false, err
-		}
-		if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
-			return false, &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
-		}
-		if rt != nil && db.dialect == Postgres {
-			// The grant and its first refresh token in one round trip.
-			args, err := grantArgs(op, g)
-			if err != nil {
-				return false, err
-			}
-			_, err = tx.ExecContext(ctx, db.sql(qCreateGrantRefresh), append(args, refreshArgs(rt)...)...)
-			return err == nil, wrap(op, err)
 		}
 		if err := db.createGrant(ctx, tx, op, g); err != nil {
 			return false, wrap(op, err)
@@ -199,6 +214,14 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 		}
 		return true, nil
 	})
+}
+
+// checkIssued checks that what a code's issue returned belongs to the code.
+func checkIssued(op string, c *sqin.AuthCode, g *sqin.Grant, rt *sqin.RefreshToken) error {
+	if g == nil || g.ID != c.GrantID || (rt != nil && rt.GrantID != g.ID) {
+		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "issue returned a grant or token that does not belong to the code"}
+	}
+	return nil
 }
 
 // qCreateGrantRefresh is qCreateGrant and qCreateRefresh in one statement
@@ -319,39 +342,48 @@ func refreshDest(t *sqin.RefreshToken) []any {
 func (db *DB) rotate(ctx context.Context, op, tokenHash string, now time.Time, once []store.OnceKey,
 	withHolder bool, sector string, next func(*sqin.RefreshToken, *sqin.Grant, store.Holder) (*sqin.RefreshToken, error)) error {
 	at := ms(now)
-	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+	if uniq, repeats := uniqueKeys(once); db.dialect == Postgres && len(repeats) == 0 {
 		t, g := new(sqin.RefreshToken), new(sqin.Grant)
-		var h store.Holder
-		var err error
-		if db.dialect == Postgres {
-			q, dest := qUseRefreshGrant, append(refreshDest(t), grantDest(g)...)
-			args := []any{at, tokenHash, at}
-			var holder func() store.Holder
-			if withHolder {
-				var hd []any
-				hd, holder = holderDest()
-				q, dest, args = qUseRefreshGrantHolder, append(dest, hd...), append(args, sector)
+		claim, args, dest := qUseRefreshGrant, []any{at, tokenHash, at}, append(refreshDest(t), grantDest(g)...)
+		holder := func() store.Holder { return store.Holder{} }
+		if withHolder {
+			var hd []any
+			hd, holder = holderDest()
+			claim, args, dest = qUseRefreshGrantHolder, append(args, sector), append(dest, hd...)
+		}
+		err := db.pgSpend(ctx, op, uniq, now, claim, args, dest, func() ([]pgWrite, bool, error) {
+			if err := usableGrant(op, g, at); err != nil {
+				return nil, false, err
 			}
-			err = tx.QueryRowContext(ctx, db.sql(q), args...).Scan(dest...)
-			if err == nil && g.ID == "" {
-				return false, fail(op, sqin.ErrRevoked, nil)
-			}
-			if holder != nil {
-				h = holder()
-			}
-		} else {
-			t, err = scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+			nt, err := next(t, g, holder())
 			if err == nil {
-				if withHolder {
-					hd, holder := holderDest()
-					err = tx.QueryRowContext(ctx, db.sql(qGetGrantHolder), sector, t.GrantID).Scan(append(grantDest(g), hd...)...)
-					h = holder()
-				} else {
-					g, err = scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
-				}
-				if errors.Is(err, sql.ErrNoRows) {
-					return false, fail(op, sqin.ErrRevoked, nil)
-				}
+				err = checkRotated(op, g, nt)
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			return []pgWrite{{db.sql(qCreateRefresh), refreshArgs(nt)}}, true, nil
+		})
+		if !errors.Is(err, errUnclaimed) {
+			return err
+		}
+		// Missing, used or expired: the general path tells which.
+	}
+	return db.spendTx(ctx, op, once, now, func(tx *sql.Tx) (bool, error) {
+		// PostgreSQL comes here only when the claim fails (pgSpend).
+		g := new(sqin.Grant)
+		var h store.Holder
+		t, err := scanRefresh(tx.QueryRowContext(ctx, db.sql(qUseRefresh), at, tokenHash, at))
+		if err == nil {
+			if withHolder {
+				hd, holder := holderDest()
+				err = tx.QueryRowContext(ctx, db.sql(qGetGrantHolder), sector, t.GrantID).Scan(append(grantDest(g), hd...)...)
+				h = holder()
+			} else {
+				g, err = scanGrant(tx.QueryRowContext(ctx, db.sql(qGetGrant), t.GrantID))
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				return false, fail(op, sqin.ErrRevoked, nil)
 			}
 		}
 		switch {
@@ -359,21 +391,39 @@ func (db *DB) rotate(ctx context.Context, op, tokenHash string, now time.Time, o
 			return db.unusable(ctx, tx, op, qRefreshState, tokenHash, at)
 		case err != nil:
 			return false, wrap(op, err)
-		case !g.RevokedAt.IsZero() || expired(ms(g.ExpiresAt), at):
-			return false, fail(op, sqin.ErrRevoked, nil)
 		}
-		nt, err := next(t, g, h)
-		if err != nil {
+		if err := usableGrant(op, g, at); err != nil {
 			return false, err
 		}
-		if nt == nil || nt.GrantID != g.ID {
-			return false, &sqin.Error{Code: sqin.EInternal, Op: op, Message: "next returned no token or one of another grant"}
+		nt, err := next(t, g, h)
+		if err == nil {
+			err = checkRotated(op, g, nt)
+		}
+		if err != nil {
+			return false, err
 		}
 		if err := db.createRefresh(ctx, tx, nt); err != nil {
 			return false, wrap(op, err)
 		}
 		return true, nil
 	})
+}
+
+// usableGrant fails with sqin.ErrRevoked when the grant of a claimed
+// refresh token is gone (an empty ID), revoked or expired at now.
+func usableGrant(op string, g *sqin.Grant, now int64) error {
+	if g.ID == "" || !g.RevokedAt.IsZero() || expired(ms(g.ExpiresAt), now) {
+		return fail(op, sqin.ErrRevoked, nil)
+	}
+	return nil
+}
+
+// checkRotated checks that next returned a token of the grant.
+func checkRotated(op string, g *sqin.Grant, nt *sqin.RefreshToken) error {
+	if nt == nil || nt.GrantID != g.ID {
+		return &sqin.Error{Code: sqin.EInternal, Op: op, Message: "next returned no token or one of another grant"}
+	}
+	return nil
 }
 
 // GetRefreshToken returns a refresh token even when used or expired.

@@ -112,6 +112,12 @@ type querier interface {
 // recordOnce records the (distinct) keys that are new or expired at now in
 // one statement, and returns the others.
 func (db *DB) recordOnce(ctx context.Context, w querier, uniq []store.OnceKey, now time.Time) ([]string, error) {
+	q, args := onceQuery(uniq, now)
+	return db.recordedBy(ctx, w, q, args, uniq)
+}
+
+// onceQuery is the statement that records uniq at now, and its arguments.
+func onceQuery(uniq []store.OnceKey, now time.Time) (query, []any) {
 	q := useOnceAllQuery(len(uniq))
 	if len(uniq) <= len(useOnceAllQueries) {
 		q = useOnceAllQueries[len(uniq)-1]
@@ -120,8 +126,7 @@ func (db *DB) recordOnce(ctx context.Context, w querier, uniq []store.OnceKey, n
 	for _, k := range uniq {
 		args = append(args, k.Key, ms(k.ExpiresAt))
 	}
-	args = append(args, ms(now))
-	return db.recordedBy(ctx, w, q, args, uniq)
+	return q, append(args, ms(now))
 }
 
 // recordedBy runs q, which returns the keys of uniq it recorded, and
@@ -143,13 +148,18 @@ func (db *DB) recordedBy(ctx context.Context, w querier, q query, args []any, un
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	return unrecorded(uniq, recorded), nil
+}
+
+// unrecorded returns the keys of uniq not in recorded: the replays.
+func unrecorded(uniq []store.OnceKey, recorded []string) []string {
 	var replays []string
 	for _, k := range uniq {
 		if !slices.Contains(recorded, k.Key) {
 			replays = append(replays, k.Key)
 		}
 	}
-	return replays, nil
+	return replays
 }
 
 // UseOnceAll records the keys that are new or expired at now in one

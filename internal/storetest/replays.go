@@ -445,6 +445,15 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 	h, _, err = rotate("rr-2", "rr-3", "sector-2", "rr:a2")
 	ok(t, err)
 	same(t, h, store.Holder{Account: acct})
+	// A rotation whose write fails (the next token's hash is taken) is
+	// rolled back whole: the token stays unused; its keys are spent.
+	if _, _, err = rotate("rr-3", "rr-1", "sector-1", "rr:a6"); err == nil {
+		t.Fatal("a rotation to a taken hash succeeded")
+	}
+	spent(t, s, "rr:a6")
+	if rt, err := s.GetRefreshToken(ctx, "rr-3"); err != nil || !rt.UsedAt.IsZero() {
+		t.Fatalf("after a failed rotation: %+v, %v", rt, err)
+	}
 	// Failures spend the keys: an unknown token, a rotated one (reuse
 	// revokes the grant).
 	_, _, err = rotate("rr-missing", "x", "sector-1", "rr:a3")

@@ -1,0 +1,153 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/sqin/sqin/internal/audit"
+	"github.com/sqin/sqin/internal/store"
+)
+
+// On PostgreSQL every statement sent through database/sql is a round trip,
+// and on a small machine a round trip costs more CPU (system calls and two
+// context switches, in the server and in the backend) than the statement
+// itself. The token endpoint's changes (a code redeemed, a refresh token
+// rotated) have one shape: claim a row and read what the decision needs,
+// decide in Go, write, commit. pgSpend sends them as two pipelines on one
+// connection instead of five or more round trips: BEGIN, the request's
+// single-use keys and the claim together; then the writes, the audit
+// events for the queue and COMMIT together. The transaction is the same:
+// nothing is visible before COMMIT, and an error anywhere rolls everything
+// back.
+
+// pgWrite is a statement pgSpend sends with the commit.
+type pgWrite struct {
+	sql  string
+	args []any
+}
+
+// errUnclaimed tells the caller of pgSpend that the claim found no row (a
+// code or token missing, used or expired): nothing was written, and the
+// caller takes its general path, which explains why.
+var errUnclaimed = errors.New("sqlstore: nothing claimed")
+
+// pgSpend runs, on PostgreSQL, a change that first records the request's
+// single-use keys uniq (see spendTx), then claims with claim (a statement
+// returning one row, scanned into dest), then runs decide, whose writes
+// are committed with the events ctx carries. decide returns the writes,
+// whether to commit them and the error to return (a refused change returns
+// no commit and its error: the keys are then recorded alone, as spendTx
+// does). When a key is a replay, pgSpend rolls back and returns what
+// spendTx returns; when the claim finds no row, it rolls back and returns
+// errUnclaimed, before decide runs.
+func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now time.Time, claim query,
+	claimArgs, dest []any, decide func() ([]pgWrite, bool, error)) error {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		audit.Take(ctx)
+		return db.spendAlone(ctx, uniq, now, wrap(op, err))
+	}
+	var (
+		replays []string
+		commit  bool
+		result  error // decide's error, returned after a commit
+		queued  bool
+	)
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		defer func() {
+			if c.PgConn().TxStatus() != 'I' {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				c.Exec(rctx, "rollback") // a broken connection is discarded by the pool
+				cancel()
+			}
+		}()
+		b := new(pgx.Batch)
+		b.BeginTx(pgx.TxOptions{})
+		if len(uniq) > 0 {
+			q, args := onceQuery(uniq, now)
+			b.Queue(db.sql(q), args...)
+		}
+		b.Queue(db.sql(claim), claimArgs...)
+		br := c.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return err
+		}
+		if len(uniq) > 0 {
+			rows, err := br.Query()
+			if err != nil {
+				br.Close()
+				return err
+			}
+			recorded, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				br.Close()
+				return err
+			}
+			replays = unrecorded(uniq, recorded)
+		}
+		claimErr := br.QueryRow().Scan(dest...)
+		if err := br.Close(); err != nil && claimErr == nil {
+			claimErr = err
+		}
+		switch {
+		case len(replays) > 0:
+			return nil
+		case errors.Is(claimErr, pgx.ErrNoRows):
+			return errUnclaimed
+		case claimErr != nil:
+			return claimErr
+		}
+		var writes []pgWrite
+		writes, commit, result = decide()
+		if !commit {
+			return nil
+		}
+		b = new(pgx.Batch)
+		for _, w := range writes {
+			b.Queue(w.sql, w.args...)
+		}
+		if evs := audit.Take(ctx); len(evs) > 0 {
+			ps := make([]*audit.Event, len(evs))
+			for i := range evs {
+				ps[i] = &evs[i]
+			}
+			if err := db.queueStatements(ps, func(q string, args []any) { b.Queue(q, args...) }); err != nil {
+				return err
+			}
+			queued = true
+		}
+		b.Queue("commit")
+		return c.SendBatch(ctx, b).Close()
+	})
+	// Back to the pool before anything else needs a connection (recording
+	// the keys alone, the sequencer): holding it would let concurrent
+	// requests exhaust the pool and wait for each other.
+	conn.Close()
+	switch {
+	case len(replays) > 0:
+		audit.Take(ctx)
+		return db.replayed(ctx, op, uniq, now, nil)
+	case errors.Is(err, errUnclaimed):
+		return err
+	case err != nil:
+		audit.Take(ctx)
+		return db.spendAlone(ctx, uniq, now, wrap(op, err))
+	case !commit:
+		audit.Take(ctx)
+		return db.spendAlone(ctx, uniq, now, result)
+	}
+	if queued {
+		db.sequencer().await(ctx, db)
+	}
+	return result
+}
+
+// isCommit reports whether a statement is a COMMIT (for the counters).
+func isCommit(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "commit") }
