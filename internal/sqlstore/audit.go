@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
 )
@@ -82,7 +85,9 @@ const sequenceBatch = 500
 // first used.
 var auditInserts, queueInserts, subtreeSelects sync.Map // int -> query
 
-func queueInsert(n int) query { return rowsInsert(&queueInserts, "audit_queue", queueCols, n) }
+func queueInsert(n int) query {
+	return rowsInsert(&queueInserts, "audit_queue", queueCols+", entry", n)
+}
 func auditInsert(n int) query { return rowsInsert(&auditInserts, "audit_events", auditCols, n) }
 
 // rowsInsert is INSERT INTO table (cols) VALUES with n rows, kept in cache.
@@ -394,10 +399,12 @@ func (db *DB) queueStatements(events []*audit.Event, send func(q string, args []
 	}
 	for start := 0; start < len(events); start += auditBatch {
 		batch := events[start:min(start+auditBatch, len(events))]
-		args := make([]any, 0, len(batch)*13)
+		args := make([]any, 0, len(batch)*14)
 		for _, e := range batch {
+			e.ID = 0
 			args = append(args, e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action, e.Subject,
-				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt)
+				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt,
+				e.AppendEntry(nil, e.PersonalDigest()))
 		}
 		send(db.sql(queueInsert(len(batch))), args)
 	}
@@ -439,6 +446,67 @@ func (db *DB) AuditQueued(ctx context.Context) (int64, error) {
 // transactions, oldest first, into the log in one transaction under the
 // sequencer lock, and returns how many events and transactions it moved.
 func (db *DB) sequenceRound(ctx context.Context) (int, int, error) {
+	moved, txs, legacy, err := db.sequencePipelined(ctx)
+	if err != nil || !legacy {
+		return moved, txs, err
+	}
+	return db.sequenceRoundInGo(ctx)
+}
+
+// qAuditSequence moves the events of up to $1 queued transactions, oldest
+// first, into the log, numbered in order of transaction then id, and
+// returns how many events and transactions it moved and whether the queue
+// holds rows without an entry (queued before migration 052), which it
+// leaves to sequenceRoundInGo: it moves nothing then. It runs after the
+// sequencer lock, in the same transaction, so its snapshot is taken once
+// the lock is held. The leaf hashes are computed as in qAuditAppendAlone.
+var qAuditSequence = query{postgres: `WITH legacy AS (SELECT EXISTS (SELECT 1 FROM audit_queue WHERE entry IS NULL) AS found),
+d AS (DELETE FROM audit_queue
+	WHERE xact IN (SELECT DISTINCT xact FROM audit_queue ORDER BY xact LIMIT $1) AND NOT (SELECT found FROM legacy)
+	RETURNING xact, id, ` + queueCols + `, entry),
+n AS (SELECT d.*, row_number() OVER (ORDER BY xact, id) AS i FROM d),
+r AS (UPDATE audit_state SET size = size + (SELECT count(*) FROM d) WHERE id = 1 AND EXISTS (SELECT 1 FROM d)
+	RETURNING size - (SELECT count(*) FROM d) AS base),
+ins AS (INSERT INTO audit_events (` + auditCols + `)
+	SELECT r.base + n.i - 1, n.at, n.request_id, n.actor_kind, n.actor_id, n.action, n.subject, n.client_id,
+		n.public_body, n.legal_basis, n.attributes, n.outcome, n.detail, n.salt, NULL,
+		sha256('\x00'::bytea || overlay(n.entry PLACING int8send(r.base + n.i - 1) FROM 2 FOR 8)), false
+	FROM r, n
+	RETURNING 1)
+SELECT (SELECT count(*) FROM ins), (SELECT count(DISTINCT xact) FROM d), (SELECT found FROM legacy)`}
+
+// sequencePipelined is a sequencing round in one round trip: BEGIN, the
+// sequencer lock, qAuditSequence and COMMIT in one pipeline.
+func (db *DB) sequencePipelined(ctx context.Context) (moved, txs int, legacy bool, err error) {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		defer rollbackOpen(ctx, c)
+		b := new(pgx.Batch)
+		b.BeginTx(pgx.TxOptions{})
+		b.Queue(db.sql(qAuditSequencerLock))
+		seq := b.Queue(db.sql(qAuditSequence), int64(sequenceBatch))
+		b.Queue("commit")
+		var m, t int64
+		seq.QueryRow(func(row pgx.Row) error { return row.Scan(&m, &t, &legacy) })
+		err := c.SendBatch(ctx, b).Close()
+		moved, txs = int(m), int(t)
+		return err
+	})
+	if err != nil {
+		return 0, 0, false, err
+	}
+	return moved, txs, legacy, nil
+}
+
+// sequenceRoundInGo is a sequencing round that reads the queued events,
+// numbers and hashes them here and writes them back: for rows queued
+// without their entry.
+func (db *DB) sequenceRoundInGo(ctx context.Context) (int, int, error) {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, 0, err

@@ -60,13 +60,7 @@ func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now 
 	)
 	err = conn.Raw(func(dc any) error {
 		c := dc.(*stdlib.Conn).Conn()
-		defer func() {
-			if c.PgConn().TxStatus() != 'I' {
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				c.Exec(rctx, "rollback") // a broken connection is discarded by the pool
-				cancel()
-			}
-		}()
+		defer rollbackOpen(ctx, c)
 		b := new(pgx.Batch)
 		b.BeginTx(pgx.TxOptions{})
 		if len(uniq) > 0 {
@@ -151,3 +145,13 @@ func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now 
 
 // isCommit reports whether a statement is a COMMIT (for the counters).
 func isCommit(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "commit") }
+
+// rollbackOpen rolls back the transaction a pipeline left open on c (after
+// an error, or on purpose); the pool discards a broken connection.
+func rollbackOpen(ctx context.Context, c *pgx.Conn) {
+	if c.PgConn().TxStatus() != 'I' {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		c.Exec(rctx, "rollback")
+		cancel()
+	}
+}
