@@ -5,14 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -427,36 +430,103 @@ func (db *DB) StageRecords(ctx context.Context, st *registry.ImportState, recs [
 			strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
 	}
 	many, single := insert(sqliteStageRows), insert(1)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		args := make([]any, 0, sqliteStageRows*params)
-		var row []any
-		i := 0
-		for ; i+sqliteStageRows <= len(recs); i += sqliteStageRows {
-			args = args[:0]
-			for j := i; j < i+sqliteStageRows; j++ {
-				row = stageRow(row, st, &recs[j])
-				args = append(args, row...)
-			}
-			if _, err := tx.ExecContext(ctx, many, args...); err != nil {
-				return err
-			}
-		}
-		for ; i < len(recs); i++ {
-			row = stageRow(row, st, &recs[i])
-			if _, err := tx.ExecContext(ctx, single, row...); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, db.sql(qStaged), throughLine, int64(len(recs)), dead, st.ID); err != nil {
-			return err
-		}
-		registry.CrashPoint("stage-tx")
-		return nil
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		c := dc.(*cachingConn)
+		return stageSQLite(ctx, c, st, recs, params, many, single,
+			[]driver.NamedValue{{Ordinal: 1, Value: throughLine}, {Ordinal: 2, Value: int64(len(recs))},
+				{Ordinal: 3, Value: dead}, {Ordinal: 4, Value: st.ID}})
 	})
 	if err == nil {
 		registry.CrashPoint("stage")
 	}
 	return wrap(op, err)
+}
+
+// stageSQLite runs StageRecords' transaction on the SQLite write
+// connection c, below database/sql: a second goroutine turns the records
+// into the arguments of the next statements (sqliteStageRows records each,
+// params values a record) while this one runs the previous ones, so the
+// connection's goroutine only binds and steps. The arguments go to the
+// driver as they are (no database/sql conversion); a few buffers are
+// reused. progress are qStaged's arguments.
+func stageSQLite(ctx context.Context, c *cachingConn, st *registry.ImportState, recs []registry.Record, params int,
+	many, single string, progress []driver.NamedValue) error {
+	tx, err := c.BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tx.Rollback()
+		}
+	}()
+	full, free := make(chan []driver.NamedValue, 2), make(chan []driver.NamedValue, 4)
+	for range cap(free) {
+		free <- make([]driver.NamedValue, 0, sqliteStageRows*params)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(full)
+		var row []any
+		for i := 0; i < len(recs); i += sqliteStageRows {
+			var a []driver.NamedValue
+			select {
+			case a = <-free:
+			case <-stop:
+				return
+			}
+			a = a[:0]
+			for j := i; j < min(i+sqliteStageRows, len(recs)); j++ {
+				row = stageRow(row, st, &recs[j])
+				for _, v := range row {
+					a = append(a, driver.NamedValue{Ordinal: len(a) + 1, Value: v})
+				}
+			}
+			select {
+			case full <- a:
+			case <-stop:
+				return
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	for a := range full {
+		if len(a) == sqliteStageRows*params {
+			if _, err := c.ExecContext(ctx, many, a); err != nil {
+				return err
+			}
+		} else { // the last records: one statement each
+			for k := 0; k < len(a); k += params {
+				one := a[k : k+params : k+params]
+				for i := range one {
+					one[i].Ordinal = i + 1
+				}
+				if _, err := c.ExecContext(ctx, single, one); err != nil {
+					return err
+				}
+			}
+		}
+		free <- a
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := c.ExecContext(ctx, qStaged.sqlite, progress); err != nil {
+		return err
+	}
+	registry.CrashPoint("stage-tx")
+	done = true
+	return tx.Commit()
 }
 
 // copyStage is StageRecords on PostgreSQL: one binary COPY and the
@@ -486,12 +556,12 @@ func (db *DB) copyStage(ctx context.Context, st *registry.ImportState, recs []re
 		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			return err
 		}
-		row := make([]any, 0, len(cols))
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{stageTable(st.ID)}, cols,
-			pgx.CopyFromSlice(len(recs), func(i int) ([]any, error) {
-				row = append(stageRow(row, st, &recs[i]), consts...)
-				return row, nil
-			}))
+		quoted := make([]string, len(cols))
+		for i, c := range cols {
+			quoted[i] = pgx.Identifier{c}.Sanitize()
+		}
+		_, err = tx.Conn().PgConn().CopyFrom(ctx, newCopyEncoder(st, recs, consts),
+			"COPY "+pgx.Identifier{stageTable(st.ID)}.Sanitize()+" ("+strings.Join(quoted, ", ")+") FROM STDIN (FORMAT binary)")
 		if err != nil {
 			return err
 		}
@@ -505,6 +575,103 @@ func (db *DB) copyStage(ctx context.Context, st *registry.ImportState, recs []re
 		registry.CrashPoint("stage")
 	}
 	return err
+}
+
+// copyEncoder is the binary COPY stream of a batch (the fields of
+// stageRow, then the constants), encoded as pgconn reads it: text fields
+// as their bytes, integers (the line, the constants' numbers) as int8 —
+// every staged column is TEXT or BIGINT. It writes the bytes directly
+// instead of going through pgx's per-value encoding plans.
+type copyEncoder struct {
+	st     *registry.ImportState
+	recs   []registry.Record
+	consts []byte // the constants' fields, encoded once
+	fields int16
+	next   int
+	buf    []byte
+	off    int
+	ended  bool
+}
+
+func newCopyEncoder(st *registry.ImportState, recs []registry.Record, consts []any) *copyEncoder {
+	e := &copyEncoder{st: st, recs: recs, buf: make([]byte, 0, 128<<10)}
+	e.buf = append(e.buf, "PGCOPY\n\xff\r\n\x00"...)
+	e.buf = binary.BigEndian.AppendUint64(e.buf, 0) // flags, header extension length
+	for _, v := range consts {
+		e.consts = appendCopyField(e.consts, v)
+	}
+	n := len(stageCols)
+	if st.Mode == modeLoad {
+		n = 1 + len(loadCols)
+	}
+	e.fields = int16(n + len(consts))
+	return e
+}
+
+func appendCopyField(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
+		return append(b, x...)
+	case int64:
+		b = binary.BigEndian.AppendUint32(b, 8)
+		return binary.BigEndian.AppendUint64(b, uint64(x))
+	}
+	panic(fmt.Sprintf("copyEncoder: value of type %T", v))
+}
+
+func appendCopyText(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// appendRow encodes one record as stageRow orders its values.
+func (e *copyEncoder) appendRow(b []byte, r *registry.Record) []byte {
+	st := e.st
+	pid := r.PID
+	if pid == "" {
+		pid = registry.PersonID(st.Source, r.Ref())
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(e.fields))
+	b = binary.BigEndian.AppendUint32(b, 8)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Line))
+	if st.Mode == modeLoad {
+		b = appendCopyText(b, pid)
+	} else {
+		b = appendCopyText(appendCopyText(appendCopyText(b, r.Fields[registry.FOp]), pid), r.Ref())
+	}
+	for _, a := range registry.Attributes {
+		b = appendCopyText(b, r.Fields[a.Field])
+	}
+	if st.Mode == modeLoad {
+		b = appendCopyText(b, r.Ref())
+	}
+	b = appendCopyText(b, cmp.Or(r.Fields[registry.FEffectiveDate], st.AsOf))
+	return append(b, e.consts...)
+}
+
+func (e *copyEncoder) Read(p []byte) (int, error) {
+	for len(e.buf)-e.off < len(p) && !e.ended {
+		if e.off > 0 {
+			e.buf = append(e.buf[:0], e.buf[e.off:]...)
+			e.off = 0
+		}
+		for range 64 {
+			if e.next == len(e.recs) {
+				e.buf = binary.BigEndian.AppendUint16(e.buf, 0xffff) // trailer
+				e.ended = true
+				break
+			}
+			e.buf = e.appendRow(e.buf, &e.recs[e.next])
+			e.next++
+		}
+	}
+	n := copy(p, e.buf[e.off:])
+	e.off += n
+	if n == 0 && e.ended {
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // firstWords is the start of a statement, for logs (statements hold no
