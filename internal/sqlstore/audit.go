@@ -567,7 +567,7 @@ func (db *DB) sequenceRoundInGo(ctx context.Context) (int, int, error) {
 type sequencer struct {
 	mu      sync.Mutex
 	running bool
-	waiters []chan struct{}
+	waiters []chan error
 }
 
 // sequencers holds the sequencer of each PostgreSQL DB.
@@ -585,9 +585,11 @@ func (db *DB) sequencer() *sequencer {
 const sequenceTimeout = 10 * time.Second
 
 // await returns once a round that started after the call has ended, or
-// ctx has. A round that fails leaves the events queued for the next.
-func (s *sequencer) await(ctx context.Context, db *DB) {
-	done := make(chan struct{})
+// ctx has, and whether such a round succeeded (its commit, which is
+// durable, flushed the WAL up to and past every commit before it). A
+// round that fails leaves the events queued for the next.
+func (s *sequencer) await(ctx context.Context, db *DB) bool {
+	done := make(chan error, 1)
 	s.mu.Lock()
 	s.waiters = append(s.waiters, done)
 	if !s.running {
@@ -596,8 +598,10 @@ func (s *sequencer) await(ctx context.Context, db *DB) {
 	}
 	s.mu.Unlock()
 	select {
-	case <-done:
+	case err := <-done:
+		return err == nil
 	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -613,10 +617,10 @@ func (s *sequencer) run(db *DB) {
 		}
 		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), sequenceTimeout)
-		db.SequenceAudit(ctx) // on failure the events stay queued for the next round
+		_, err := db.SequenceAudit(ctx) // on failure the events stay queued for the next round
 		cancel()
 		for _, w := range ws {
-			close(w)
+			w <- err
 		}
 	}
 }

@@ -69,15 +69,17 @@ func (db *DB) IssueCode(ctx context.Context, c *sqin.AuthCode, requestID string,
 	}
 	take := []any{requestID, c.ClientID, ms(now), pushed, session}
 	if db.dialect == Postgres && !audit.Pending(ctx) {
-		res, err := db.write.ExecContext(ctx, db.sql(qIssueCode), append(take, args...)...)
+		// Committed without waiting for the disk: a crash can lose only
+		// codes not yet redeemed (their users sign in again) and give back
+		// the requests they ended (usable again by their own client, until
+		// they expire). A code's redemption is durable before its tokens
+		// leave (durableBySequencer), which flushes the code first.
+		n, err := db.execUnflushed(ctx, qIssueCode, append(take, args...)...)
 		if err != nil {
 			return wrap(op, err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			if err == nil {
-				return fail(op, sqin.ErrNotFound, nil)
-			}
-			return wrap(op, err)
+		if n != 1 {
+			return fail(op, sqin.ErrNotFound, nil)
 		}
 		return nil
 	}
