@@ -28,6 +28,7 @@ import (
 	"github.com/sqin/sqin/internal/config"
 	"github.com/sqin/sqin/internal/keys"
 	"github.com/sqin/sqin/internal/oidc"
+	"github.com/sqin/sqin/internal/proofing"
 	"github.com/sqin/sqin/internal/signup"
 	"github.com/sqin/sqin/internal/sqlstore"
 	"github.com/sqin/sqin/internal/web"
@@ -169,6 +170,8 @@ type app struct {
 	// outbox (nil when account creation is off).
 	signup *signup.Handler
 	mailer *signup.Worker
+	// catalogue is the shared-secret catalogue account creation uses.
+	catalogue *proofing.Catalogue
 	// proxies are the trusted reverse proxies (--trusted-proxies).
 	proxies []netip.Prefix
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,6 +53,7 @@ func (a *app) setupSignup(rd *web.Renderer, pseudonyms *audit.Pseudonymizer) err
 			return fmt.Errorf("%s: %w", a.cfg.ProofingCatalogue, err)
 		}
 	}
+	a.catalogue = cat
 	remote := map[string]proofing.Verifier{}
 	for i := range cat.Secrets {
 		s := &cat.Secrets[i]
@@ -185,8 +187,13 @@ func luhnDigit(s string) string {
 // without an account, for trying account creation and proofing.
 const demoSignupSource = "DEMO-SIGNUP"
 
-// demoIdentity is what the demo prints for one of those people.
-type demoIdentity struct{ Family, Given, Birth, NAM, Expiry, SIN string }
+// demoIdentity is what the demo prints for one of those people: Licence
+// is empty for those who hold none.
+type demoIdentity struct{ Family, Given, Birth, NAM, Expiry, SIN, Licence string }
+
+// demoLicenceSource is the (synthetic) holder of the demo's driver's
+// licence numbers.
+const demoLicenceSource = "SAAQ-DEMO"
 
 // seedSignupDemo imports (once) a small synthetic delivery of people with
 // health cards and no account, and returns the first few with their demo
@@ -204,6 +211,11 @@ func (a *app) seedSignupDemo(ctx context.Context, n int) ([]demoIdentity, error)
 	}
 	if _, err := registry.Import(ctx, a.db, manifest, registry.ImportOptions{Logger: a.log}); err != nil {
 		return nil, fmt.Errorf("demo sign-up people: %w", err)
+	}
+	licences, err := a.seedDemoLicences(ctx, registry.DeliveryOptions{Seed: demoSeed + 7, Count: 20,
+		Kind: proofing.DeliverySnapshot, Source: demoLicenceSource})
+	if err != nil {
+		return nil, fmt.Errorf("demo driver's licences: %w", err)
 	}
 	f, err := os.Open(filepath.Join(dir, m.DataFile))
 	if err != nil {
@@ -226,7 +238,43 @@ func (a *app) seedSignupDemo(ctx context.Context, n int) ([]demoIdentity, error)
 			Birth: rec.Fields[registry.FBirthDate], NAM: registry.FormatHealthNumber(rec.Fields[registry.FNAM]),
 			Expiry: rec.Fields[registry.FCardExpiry]}
 		id.SIN = demoSecret(key, "sin", map[string]string{"family_name": id.Family, "given_names": id.Given, "birth_date": id.Birth})
+		id.Licence = licences[rec.Fields[registry.FNAM]]
 		out = append(out, id)
+	}
+	return out, nil
+}
+
+// seedDemoLicences imports (once) a synthetic delivery of driver's licence
+// numbers for the people of o, as the holder body would deliver them, and
+// returns each holder's number by health number. Nothing is imported when
+// the catalogue has no locally verified driving-licence secret.
+func (a *app) seedDemoLicences(ctx context.Context, o registry.DeliveryOptions) (map[string]string, error) {
+	if s, ok := a.catalogue.Secret(proofing.SyntheticSecretType); !ok || s.Verify != proofing.VerifyLocal {
+		return nil, nil
+	}
+	dir := filepath.Join(a.cfg.DataDir, "signup-licences")
+	m, manifest, err := proofing.GenerateSecretDelivery(dir, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := proofing.ImportSecrets(ctx, a.db, a.catalogue, manifest, proofing.ImportOptions{
+		Key: proofingSecretKey(a.master), Logger: a.log}); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(dir, m.DataFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) == 0 || len(rows[0]) < 3 || rows[0][1] != proofing.MatchNAM {
+		return nil, fmt.Errorf("%s: not the CSV the generator writes (%v)", m.DataFile, err)
+	}
+	out := make(map[string]string, len(rows))
+	for _, r := range rows[1:] {
+		if len(r) >= 3 && r[0] == proofing.OpSet {
+			out[r[1]] = r[2]
+		}
 	}
 	return out, nil
 }
@@ -249,6 +297,10 @@ func (a *app) printSignupDemo(w io.Writer, ids []demoIdentity) {
 	for _, id := range ids {
 		fmt.Fprintf(w, "    %s, %s  born %s  health card %s exp. %s  SIN %s %s %s\n", id.Family, id.Given, id.Birth,
 			id.NAM, id.Expiry, id.SIN[:3], id.SIN[3:6], id.SIN[6:])
+		if l := id.Licence; len(l) == 13 {
+			fmt.Fprintf(w, "      or health card + driver's licence %s %s %s (delivered by a synthetic holder, checked locally)\n",
+				l[:5], l[5:11], l[11:])
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -331,13 +331,23 @@ func (b *browser) enterCode(page, code string) (int, string, http.Header) {
 // not empty, the SIN.
 func (b *browser) prove(p testPerson, sin string) (int, string) {
 	b.t.Helper()
+	var more url.Values
+	if sin != "" {
+		more = url.Values{"use-sin": {"yes"}, "sin.sin": {sin}}
+	}
+	return b.proveWith(p, more)
+}
+
+// proveWith posts the identity of p with the health card and the fields
+// of more (other secrets).
+func (b *browser) proveWith(p testPerson, more url.Values) (int, string) {
+	b.t.Helper()
 	_, page, _ := b.get("/verification")
 	f := url.Values{"family_name": {p.Family}, "given_names": {p.Given}, "birth_date": {p.Birth},
 		"use-health-card": {"yes"}, "health-card.nam": {registry.FormatHealthNumber(p.NAM)},
 		"health-card.expiry": {strings.ReplaceAll(p.Expiry, "-", " ")}}
-	if sin != "" {
-		f.Set("use-sin", "yes")
-		f.Set("sin.sin", sin)
+	for k, v := range more {
+		f[k] = v
 	}
 	status, out, _ := b.submit(page, "/verification", f)
 	return status, out
@@ -656,6 +666,40 @@ func TestSignupDemoOffline(t *testing.T) {
 	}
 	if status, page := b.prove(who, strings.ReplaceAll(m[6], " ", "")); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("demo proofing: %d %s", status, page)
+	}
+
+	// Another printed person, with the health card and the driver's
+	// licence the demo's synthetic holder delivered (checked locally).
+	withLicence := regexp.MustCompile(`
+    (.+), (.+)  born ([0-9-]+)  health card ([A-Z]{4} [0-9]{4} [0-9]{4}) exp\. ([0-9-]+)  SIN [0-9 ]+
+` +
+		`      or health card \+ driver's licence ([A-Z][0-9]{4} [0-9]{6} [0-9]{2}) `)
+	all := withLicence.FindAllStringSubmatch(out.String(), -1)
+	if len(all) < 2 {
+		t.Fatalf("no second demo identity with a driver's licence: %s", out.String())
+	}
+	m = all[1]
+	who = testPerson{Family: m[1], Given: m[2], Birth: m[3], NAM: strings.ReplaceAll(m[4], " ", ""), Expiry: m[5]}
+	b = newBrowser(t, base, "fr")
+	codePage = b.register("", "demo.licence@exemple.test")
+	code = ""
+	for deadline := time.Now().Add(15 * time.Second); code == ""; time.Sleep(50 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*.eml"))
+		for _, f := range files {
+			if raw, err := os.ReadFile(f); err == nil && strings.Contains(string(raw), "To: demo.licence@exemple.test") {
+				code = codeOf(t, string(raw))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no mail file in the demo sink")
+		}
+	}
+	if _, _, h := b.enterCode(codePage, code); h.Get("Location") != "/verification" {
+		t.Fatalf("code: %s", h.Get("Location"))
+	}
+	licence := url.Values{"use-driving-licence": {"yes"}, "driving-licence.number": {m[6]}}
+	if status, page := b.proveWith(who, licence); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
+		t.Fatalf("demo proofing with the driver's licence: %d %s", status, page)
 	}
 }
 
