@@ -649,18 +649,7 @@ func TestSignupDemoOffline(t *testing.T) {
 	who := testPerson{Family: m[1], Given: m[2], Birth: m[3], NAM: strings.ReplaceAll(m[4], " ", ""), Expiry: m[5]}
 	b := newBrowser(t, base, "fr")
 	codePage := b.register("", "demo.signup@exemple.test")
-	var code string
-	for deadline := time.Now().Add(15 * time.Second); code == ""; time.Sleep(50 * time.Millisecond) {
-		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*.eml"))
-		for _, f := range files {
-			if raw, err := os.ReadFile(f); err == nil && strings.Contains(string(raw), "To: demo.signup@exemple.test") {
-				code = codeOf(t, string(raw))
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no mail file in the demo sink")
-		}
-	}
+	code := sinkCode(t, dataDir, "demo.signup@exemple.test")
 	if _, _, h := b.enterCode(codePage, code); h.Get("Location") != "/verification" {
 		t.Fatalf("code: %s", h.Get("Location"))
 	}
@@ -682,24 +671,30 @@ func TestSignupDemoOffline(t *testing.T) {
 	who = testPerson{Family: m[1], Given: m[2], Birth: m[3], NAM: strings.ReplaceAll(m[4], " ", ""), Expiry: m[5]}
 	b = newBrowser(t, base, "fr")
 	codePage = b.register("", "demo.licence@exemple.test")
-	code = ""
-	for deadline := time.Now().Add(15 * time.Second); code == ""; time.Sleep(50 * time.Millisecond) {
-		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*.eml"))
-		for _, f := range files {
-			if raw, err := os.ReadFile(f); err == nil && strings.Contains(string(raw), "To: demo.licence@exemple.test") {
-				code = codeOf(t, string(raw))
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no mail file in the demo sink")
-		}
-	}
+	code = sinkCode(t, dataDir, "demo.licence@exemple.test")
 	if _, _, h := b.enterCode(codePage, code); h.Get("Location") != "/verification" {
 		t.Fatalf("code: %s", h.Get("Location"))
 	}
 	licence := url.Values{"use-driving-licence": {"yes"}, "driving-licence.number": {m[6]}}
 	if status, page := b.proveWith(who, licence); status != http.StatusOK || !strings.Contains(page, "Vérification de votre identité terminée") {
 		t.Fatalf("demo proofing with the driver's licence: %d %s", status, page)
+	}
+}
+
+// sinkCode waits for the email code mailed to `to` in the demo mail sink
+// of dataDir.
+func sinkCode(t *testing.T, dataDir, to string) string {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		files, _ := filepath.Glob(filepath.Join(dataDir, "mail", "*.eml"))
+		for _, f := range files {
+			if raw, err := os.ReadFile(f); err == nil && strings.Contains(string(raw), "To: "+to) {
+				return codeOf(t, string(raw))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no mail file in the demo sink")
+		}
 	}
 }
 
