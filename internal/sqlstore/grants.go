@@ -152,13 +152,8 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 	at := ms(now)
 	if uniq, repeats := uniqueKeys(once); db.dialect == Postgres && len(repeats) == 0 {
 		c := new(sqin.AuthCode)
-		claim, args, dest := qUseCode, []any{at, codeHash, at}, codeDest(c)
-		holder := func() store.Holder { return store.Holder{} }
-		if withHolder {
-			var hd []any
-			hd, holder = holderDest()
-			claim, args, dest = qUseCodeHolder, append(args, sector), append(dest, hd...)
-		}
+		claim, args, dest, holder := claimWithHolder(withHolder, sector, qUseCode, qUseCodeHolder,
+			[]any{at, codeHash, at}, codeDest(c))
 		err := db.pgSpend(ctx, op, uniq, now, claim, args, dest, func() ([]pgWrite, bool, error) {
 			g, rt, err := issue(c, holder())
 			if err == nil {
@@ -214,6 +209,17 @@ func (db *DB) exchange(ctx context.Context, op, codeHash string, now time.Time, 
 		}
 		return true, nil
 	})
+}
+
+// claimWithHolder is pgSpend's claim: plain with args and dest, or, when
+// withHolder, withH, which also reads the holder for sector, and the
+// holder once scanned (empty without).
+func claimWithHolder(withHolder bool, sector string, plain, withH query, args, dest []any) (query, []any, []any, func() store.Holder) {
+	if !withHolder {
+		return plain, args, dest, func() store.Holder { return store.Holder{} }
+	}
+	hd, holder := holderDest()
+	return withH, append(args, sector), append(dest, hd...), holder
 }
 
 // checkIssued checks that what a code's issue returned belongs to the code.
@@ -344,13 +350,8 @@ func (db *DB) rotate(ctx context.Context, op, tokenHash string, now time.Time, o
 	at := ms(now)
 	if uniq, repeats := uniqueKeys(once); db.dialect == Postgres && len(repeats) == 0 {
 		t, g := new(sqin.RefreshToken), new(sqin.Grant)
-		claim, args, dest := qUseRefreshGrant, []any{at, tokenHash, at}, append(refreshDest(t), grantDest(g)...)
-		holder := func() store.Holder { return store.Holder{} }
-		if withHolder {
-			var hd []any
-			hd, holder = holderDest()
-			claim, args, dest = qUseRefreshGrantHolder, append(args, sector), append(dest, hd...)
-		}
+		claim, args, dest, holder := claimWithHolder(withHolder, sector, qUseRefreshGrant, qUseRefreshGrantHolder,
+			[]any{at, tokenHash, at}, append(refreshDest(t), grantDest(g)...))
 		err := db.pgSpend(ctx, op, uniq, now, claim, args, dest, func() ([]pgWrite, bool, error) {
 			if err := usableGrant(op, g, at); err != nil {
 				return nil, false, err
