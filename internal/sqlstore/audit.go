@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,10 +66,7 @@ var (
 
 	// PostgreSQL only: the queue and its sequencer's lock, one per schema.
 	qAuditSequencerLock = newQuery(`SELECT pg_advisory_xact_lock(hashtext('sqin.audit'), hashtext(COALESCE(current_schema(), '')))`)
-	qAuditQueued        = newQuery(`SELECT xact, id, ` + queueCols + ` FROM audit_queue
-		WHERE xact IN (SELECT DISTINCT xact FROM audit_queue ORDER BY xact LIMIT ?) ORDER BY xact, id`)
-	qAuditDequeue   = newQuery(`DELETE FROM audit_queue WHERE id = ANY(?)`)
-	qAuditQueueSize = newQuery(`SELECT COUNT(*) FROM audit_queue`)
+	qAuditQueueSize     = newQuery(`SELECT COUNT(*) FROM audit_queue`)
 )
 
 // queueCols are the columns of audit_queue after its id: an event's fields
@@ -85,9 +83,7 @@ const sequenceBatch = 500
 // first used.
 var auditInserts, queueInserts, subtreeSelects sync.Map // int -> query
 
-func queueInsert(n int) query {
-	return rowsInsert(&queueInserts, "audit_queue", queueCols+", entry", n)
-}
+func queueInsert(n int) query { return rowsInsert(&queueInserts, "audit_queue", queueCols, n) }
 func auditInsert(n int) query { return rowsInsert(&auditInserts, "audit_events", auditCols, n) }
 
 // rowsInsert is INSERT INTO table (cols) VALUES with n rows, kept in cache.
@@ -292,26 +288,30 @@ func (db *DB) insertEvents(ctx context.Context, tx *sql.Tx, events []*audit.Even
 		return err
 	}
 	next := uint64(size) - uint64(len(events))
-	// Sized by the events at hand: most transactions carry one or two, and
-	// a full batch's 256 × 17 interfaces (70 KB) were most of the bytes a
-	// refresh allocated.
-	args := make([]any, 0, min(len(events), auditBatch)*17)
+	for i, e := range events {
+		e.ID = next + uint64(i)
+	}
 	for start := 0; start < len(events); start += auditBatch {
 		batch := events[start:min(start+auditBatch, len(events))]
-		args = args[:0]
-		for _, e := range batch {
-			e.ID = next
-			next++
-			leaf := e.LeafHash()
-			args = append(args, int64(e.ID), e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action,
-				e.Subject, e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome,
-				e.Detail, e.Salt, nil, leaf[:], false)
-		}
-		if _, err := tx.ExecContext(ctx, db.sql(auditInsert(len(batch))), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.sql(auditInsert(len(batch))), numberedArgs(batch)...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// numberedArgs are the arguments of auditInsert for numbered events, their
+// leaf hashes computed from their fields. Sized by the events at hand:
+// most transactions carry one or two.
+func numberedArgs(events []*audit.Event) []any {
+	args := make([]any, 0, len(events)*17)
+	for _, e := range events {
+		leaf := e.LeafHash()
+		args = append(args, int64(e.ID), e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action,
+			e.Subject, e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome,
+			e.Detail, e.Salt, nil, leaf[:], false)
+	}
+	return args
 }
 
 // qAuditAppendAlone appends a batch of events in one PostgreSQL statement
@@ -399,12 +399,10 @@ func (db *DB) queueStatements(events []*audit.Event, send func(q string, args []
 	}
 	for start := 0; start < len(events); start += auditBatch {
 		batch := events[start:min(start+auditBatch, len(events))]
-		args := make([]any, 0, len(batch)*14)
+		args := make([]any, 0, len(batch)*13)
 		for _, e := range batch {
-			e.ID = 0
 			args = append(args, e.Time.UnixMilli(), e.RequestID, e.Actor.Kind, e.Actor.ID, e.Action, e.Subject,
-				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt,
-				e.AppendEntry(nil, e.PersonalDigest()))
+				e.ClientID, e.PublicBody, e.LegalBasis, strings.Join(e.Attributes, " "), e.Outcome, e.Detail, e.Salt)
 		}
 		send(db.sql(queueInsert(len(batch))), args)
 	}
@@ -445,42 +443,10 @@ func (db *DB) AuditQueued(ctx context.Context) (int64, error) {
 // sequenceRound moves the events of up to sequenceBatch queued
 // transactions, oldest first, into the log in one transaction under the
 // sequencer lock, and returns how many events and transactions it moved.
-func (db *DB) sequenceRound(ctx context.Context) (int, int, error) {
-	moved, txs, legacy, err := db.sequencePipelined(ctx)
-	if err != nil || !legacy {
-		return moved, txs, err
-	}
-	return db.sequenceRoundInGo(ctx)
-}
-
-// qAuditSequence moves the events of up to $1 queued transactions, oldest
-// first, into the log, numbered in order of transaction then id, and
-// returns how many events and transactions it moved and whether the queue
-// holds rows without an entry (queued before migration 052), which it
-// leaves to sequenceRoundInGo: it moves nothing then. It runs after the
-// sequencer lock, in the same transaction, so its snapshot is taken once
-// the lock is held. The leaf hashes are computed as in qAuditAppendAlone.
-var qAuditSequence = query{postgres: `WITH legacy AS (SELECT EXISTS (SELECT 1 FROM audit_queue WHERE entry IS NULL) AS found),
-d AS (DELETE FROM audit_queue
-	WHERE xact IN (SELECT DISTINCT xact FROM audit_queue ORDER BY xact LIMIT $1) AND NOT (SELECT found FROM legacy)
-	RETURNING xact, id, ` + queueCols + `, entry),
-n AS (SELECT d.*, row_number() OVER (ORDER BY xact, id) AS i FROM d),
-r AS (UPDATE audit_state SET size = size + (SELECT count(*) FROM d) WHERE id = 1 AND EXISTS (SELECT 1 FROM d)
-	RETURNING size - (SELECT count(*) FROM d) AS base),
-ins AS (INSERT INTO audit_events (` + auditCols + `)
-	SELECT r.base + n.i - 1, n.at, n.request_id, n.actor_kind, n.actor_id, n.action, n.subject, n.client_id,
-		n.public_body, n.legal_basis, n.attributes, n.outcome, n.detail, n.salt, NULL,
-		sha256('\x00'::bytea || overlay(n.entry PLACING int8send(r.base + n.i - 1) FROM 2 FOR 8)), false
-	FROM r, n
-	RETURNING 1)
-SELECT (SELECT count(*) FROM ins), (SELECT count(DISTINCT xact) FROM d), (SELECT found FROM legacy)`}
-
-// sequencePipelined is a sequencing round in one round trip: BEGIN, the
-// sequencer lock, qAuditSequence and COMMIT in one pipeline.
-func (db *DB) sequencePipelined(ctx context.Context) (moved, txs int, legacy bool, err error) {
+func (db *DB) sequenceRound(ctx context.Context) (moved, txs int, err error) {
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, 0, err
 	}
 	defer conn.Close()
 	err = conn.Raw(func(dc any) error {
@@ -488,77 +454,79 @@ func (db *DB) sequencePipelined(ctx context.Context) (moved, txs int, legacy boo
 		defer rollbackOpen(ctx, c)
 		b := new(pgx.Batch)
 		b.BeginTx(pgx.TxOptions{})
+		// Durable whatever the role's or database's default: the changes
+		// that commit without waiting for the disk rely on this commit
+		// (durableBySequencer).
+		b.Queue("SET LOCAL synchronous_commit TO on")
 		b.Queue(db.sql(qAuditSequencerLock))
-		seq := b.Queue(db.sql(qAuditSequence), int64(sequenceBatch))
+		b.Queue(db.sql(qAuditDequeueNumbered), int64(sequenceBatch))
+		br := c.SendBatch(ctx, b)
+		var events []*audit.Event
+		err := func() error {
+			for range 3 {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			var last int64
+			for rows.Next() {
+				var base *int64
+				var xact, id int64
+				e := new(audit.Event)
+				if err := rows.Scan(&base, &xact, &id, millis{&e.Time}, &e.RequestID, &e.Actor.Kind, &e.Actor.ID,
+					&e.Action, &e.Subject, &e.ClientID, &e.PublicBody, &e.LegalBasis, strs{&e.Attributes}, &e.Outcome,
+					&e.Detail, &e.Salt); err != nil {
+					return err
+				}
+				if base == nil {
+					return errors.New("audit: queued events dequeued but no number reserved (audit_state)")
+				}
+				e.ID = uint64(*base) + uint64(len(events))
+				if txs == 0 || xact != last {
+					txs, last = txs+1, xact
+				}
+				events = append(events, e)
+			}
+			return rows.Err()
+		}()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || len(events) == 0 {
+			return err // nothing dequeued: the transaction is rolled back
+		}
+		moved = len(events)
+		// The leaves are hashed here from the fields as stored in the
+		// queue, so that what the log holds is what its hashes cover.
+		b = new(pgx.Batch)
+		for start := 0; start < len(events); start += auditBatch {
+			batch := events[start:min(start+auditBatch, len(events))]
+			b.Queue(db.sql(auditInsert(len(batch))), numberedArgs(batch)...)
+		}
 		b.Queue("commit")
-		var m, t int64
-		seq.QueryRow(func(row pgx.Row) error { return row.Scan(&m, &t, &legacy) })
-		err := c.SendBatch(ctx, b).Close()
-		moved, txs = int(m), int(t)
-		return err
+		return c.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return 0, 0, false, err
+		return 0, 0, err
 	}
-	return moved, txs, legacy, nil
+	return moved, txs, nil
 }
 
-// sequenceRoundInGo is a sequencing round that reads the queued events,
-// numbers and hashes them here and writes them back: for rows queued
-// without their entry.
-func (db *DB) sequenceRoundInGo(ctx context.Context) (int, int, error) {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, db.sql(qAuditSequencerLock)); err != nil {
-		return 0, 0, err
-	}
-	rows, err := tx.QueryContext(ctx, db.sql(qAuditQueued), int64(sequenceBatch))
-	if err != nil {
-		return 0, 0, err
-	}
-	var (
-		ids    []int64
-		events []*audit.Event
-		txs    int
-		last   int64
-	)
-	for rows.Next() {
-		var xact, id int64
-		e := new(audit.Event)
-		if err := rows.Scan(&xact, &id, millis{&e.Time}, &e.RequestID, &e.Actor.Kind, &e.Actor.ID, &e.Action,
-			&e.Subject, &e.ClientID, &e.PublicBody, &e.LegalBasis, strs{&e.Attributes}, &e.Outcome, &e.Detail,
-			&e.Salt); err != nil {
-			rows.Close()
-			return 0, 0, err
-		}
-		if txs == 0 || xact != last {
-			txs, last = txs+1, xact
-		}
-		ids, events = append(ids, id), append(events, e)
-	}
-	if err := cmp.Or(rows.Err(), rows.Close()); err != nil {
-		return 0, 0, err
-	}
-	if len(events) == 0 {
-		return 0, 0, nil
-	}
-	if err := db.insertEvents(ctx, tx, events); err != nil {
-		return 0, 0, err
-	}
-	res, err := tx.ExecContext(ctx, db.sql(qAuditDequeue), ids)
-	if err != nil {
-		return 0, 0, err
-	}
-	// Only the sequencer deletes, under its lock: anything else means the
-	// queue was tampered with while this round ran.
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(ids)) {
-		return 0, 0, cmp.Or(err, fmt.Errorf("audit queue: %d of %d rows dequeued", n, len(ids)))
-	}
-	return len(events), txs, tx.Commit()
-}
+// qAuditDequeueNumbered deletes the events of up to ? queued transactions,
+// oldest first, reserves their numbers from audit_state and returns them
+// in order of transaction then id, each with the first number reserved
+// (NULL, and then the round fails, if audit_state has no row).
+var qAuditDequeueNumbered = newQuery(`WITH d AS (DELETE FROM audit_queue
+	WHERE xact IN (SELECT DISTINCT xact FROM audit_queue ORDER BY xact LIMIT ?)
+	RETURNING xact, id, ` + queueCols + `),
+r AS (UPDATE audit_state SET size = size + (SELECT count(*) FROM d) WHERE id = 1 AND EXISTS (SELECT 1 FROM d)
+	RETURNING size - (SELECT count(*) FROM d) AS base)
+SELECT r.base, d.xact, d.id, ` + prefixCols("d.", queueCols) + ` FROM d LEFT JOIN r ON TRUE ORDER BY d.xact, d.id`)
 
 // sequencer runs sequencing rounds for the changes of one DB that wait for
 // their events to reach the log: the waiters that arrive while a round
@@ -568,6 +536,7 @@ type sequencer struct {
 	mu      sync.Mutex
 	running bool
 	waiters []chan error
+	wg      sync.WaitGroup // the running loop, waited for by DB.Close
 }
 
 // sequencers holds the sequencer of each PostgreSQL DB.
@@ -589,11 +558,15 @@ const sequenceTimeout = 10 * time.Second
 // durable, flushed the WAL up to and past every commit before it). A
 // round that fails leaves the events queued for the next.
 func (s *sequencer) await(ctx context.Context, db *DB) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	done := make(chan error, 1)
 	s.mu.Lock()
 	s.waiters = append(s.waiters, done)
 	if !s.running {
 		s.running = true
+		s.wg.Add(1)
 		go s.run(db)
 	}
 	s.mu.Unlock()
@@ -606,6 +579,7 @@ func (s *sequencer) await(ctx context.Context, db *DB) bool {
 }
 
 func (s *sequencer) run(db *DB) {
+	defer s.wg.Done()
 	for {
 		s.mu.Lock()
 		ws := s.waiters
@@ -616,9 +590,19 @@ func (s *sequencer) run(db *DB) {
 			return
 		}
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), sequenceTimeout)
-		_, err := db.SequenceAudit(ctx) // on failure the events stay queued for the next round
-		cancel()
+		// Rounds until the queue holds less than a full one, each bounded
+		// by sequenceTimeout; on failure the events stay queued for the
+		// next.
+		var err error
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), sequenceTimeout)
+			var txs int
+			_, txs, err = db.sequenceRound(ctx)
+			cancel()
+			if err != nil || txs < sequenceBatch {
+				break
+			}
+		}
 		for _, w := range ws {
 			w <- err
 		}

@@ -209,8 +209,8 @@ func TestAuditQueue(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	// An event queued by a version before migration 052, without its
-	// entry: the round that meets it hashes in Go.
+	// An event queued by a plain INSERT (as an older version queued them):
+	// the round numbers and hashes what the queue holds.
 	legacy := audittest.RandomEvent(rng0(), 2)
 	legacy.Detail = "legacy/0"
 	if err := prepareEvents([]*audit.Event{legacy}); err != nil {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -158,8 +159,8 @@ func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now 
 // virtual machine is a costly exit) then serves every change the round
 // sequences. So a change is durable, with its events in the log, before
 // its caller answers anyone. When no round succeeds in time, a durable
-// commit of its own (an update of audit_state that changes nothing)
-// flushes the WAL instead; if even that fails, the change is visible but
+// commit of its own (a replay-cache key that expires at once) flushes the
+// WAL instead; if even that fails, the change is visible but
 // may not survive a crash, and the caller gets the error.
 func (db *DB) durableBySequencer(ctx context.Context) error {
 	if db.sequencer().await(ctx, db) {
@@ -172,9 +173,13 @@ func (db *DB) durableBySequencer(ctx context.Context) error {
 		return fmt.Errorf("flush the WAL after a failed sequencing round: %w", err)
 	}
 	defer tx.Rollback()
-	// A commit flushes the WAL only when its transaction wrote some: an
-	// update that changes nothing does.
-	if _, err := tx.ExecContext(fctx, "UPDATE audit_state SET size = size WHERE id = 1"); err != nil {
+	// A commit flushes the WAL only when its transaction wrote some, and
+	// only when it is synchronous: a replay-cache key that expires at once
+	// (pruned like any other) is a write that blocks no one.
+	if _, err := tx.ExecContext(fctx, "SET LOCAL synchronous_commit TO on"); err != nil {
+		return fmt.Errorf("flush the WAL after a failed sequencing round: %w", err)
+	}
+	if _, err := tx.ExecContext(fctx, db.sql(qFlushMark), "sqin:flush:"+rand.Text(), int64(0)); err != nil {
 		return fmt.Errorf("flush the WAL after a failed sequencing round: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -182,6 +187,9 @@ func (db *DB) durableBySequencer(ctx context.Context) error {
 	}
 	return nil
 }
+
+// qFlushMark is durableBySequencer's write.
+var qFlushMark = newQuery(`INSERT INTO used_once (key, expires_at) VALUES (?, ?)`)
 
 // isCommit reports whether a statement is a COMMIT (for the counters).
 func isCommit(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "commit") }

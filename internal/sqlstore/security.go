@@ -116,14 +116,17 @@ func (db *DB) recordOnce(ctx context.Context, w querier, uniq []store.OnceKey, n
 	return db.recordedBy(ctx, w, q, args, uniq)
 }
 
-// onceQuery is the statement that records uniq at now, and its arguments.
+// onceQuery is the statement that records uniq at now, and its arguments:
+// the keys in order, so that two requests sharing keys lock them in the
+// same order (never a deadlock).
 func onceQuery(uniq []store.OnceKey, now time.Time) (query, []any) {
 	q := useOnceAllQuery(len(uniq))
 	if len(uniq) <= len(useOnceAllQueries) {
 		q = useOnceAllQueries[len(uniq)-1]
 	}
+	sorted := slices.SortedFunc(slices.Values(uniq), func(a, b store.OnceKey) int { return strings.Compare(a.Key, b.Key) })
 	args := make([]any, 0, 2*len(uniq)+1)
-	for _, k := range uniq {
+	for _, k := range sorted {
 		args = append(args, k.Key, ms(k.ExpiresAt))
 	}
 	return q, append(args, ms(now))
@@ -242,6 +245,8 @@ func (db *DB) spendTx(ctx context.Context, op string, once []store.OnceKey, now 
 func (db *DB) replayed(ctx context.Context, op string, uniq []store.OnceKey, now time.Time, repeats []string) error {
 	replays := repeats
 	if len(uniq) > 0 {
+		ctx, cancel := spendContext(ctx)
+		defer cancel()
 		found, err := db.recordOnce(ctx, db.write, uniq, now)
 		if err != nil {
 			return wrap(op, err)
@@ -258,8 +263,17 @@ func (db *DB) spendAlone(ctx context.Context, uniq []store.OnceKey, now time.Tim
 	if len(uniq) == 0 {
 		return err
 	}
+	ctx, cancel := spendContext(ctx)
+	defer cancel()
 	if _, rerr := db.recordOnce(ctx, db.write, uniq, now); rerr != nil {
 		return errors.Join(err, wrap("sqlstore: record the keys of a failed request", rerr))
 	}
 	return err
+}
+
+// spendContext is the context that records a failed request's keys: the
+// request may have ended (a client gone, a deadline), its keys are spent
+// all the same.
+func spendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 }

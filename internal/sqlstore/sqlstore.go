@@ -178,7 +178,9 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the connection pools.
 func (db *DB) Close() error {
-	sequencers.Delete(db)
+	if s, ok := sequencers.LoadAndDelete(db); ok {
+		s.(*sequencer).wg.Wait() // its round ends within sequenceTimeout
+	}
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
