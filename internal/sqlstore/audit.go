@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/sqin/sqin"
 	"github.com/sqin/sqin/internal/audit"
@@ -444,14 +443,7 @@ func (db *DB) AuditQueued(ctx context.Context) (int64, error) {
 // transactions, oldest first, into the log in one transaction under the
 // sequencer lock, and returns how many events and transactions it moved.
 func (db *DB) sequenceRound(ctx context.Context) (moved, txs int, err error) {
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer conn.Close()
-	err = conn.Raw(func(dc any) error {
-		c := dc.(*stdlib.Conn).Conn()
-		defer rollbackOpen(ctx, c)
+	err = db.withPgConn(ctx, func(c *pgx.Conn) error {
 		b := new(pgx.Batch)
 		b.BeginTx(pgx.TxOptions{})
 		// Durable whatever the role's or database's default: the changes

@@ -189,13 +189,7 @@ func TestAuditGuards(t *testing.T) {
 // are not in the log, and reach it at the next round of any instance.
 func TestAuditQueue(t *testing.T) {
 	ctx := t.Context()
-	url := postgresURL(t)
-	db0 := openTest(t, url)
-	db1, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db1.Close()
+	db0, db1 := twoInstances(t)
 
 	left := []*audit.Event{audittest.RandomEvent(rng0(), 0), audittest.RandomEvent(rng0(), 1)}
 	left[0].Detail, left[1].Detail = "left/0", "left/1"
@@ -306,4 +300,17 @@ func TestAuditQueue(t *testing.T) {
 	if n, err := db1.SequenceAudit(ctx); err != nil || n != 0 {
 		t.Fatalf("a round with nothing queued moved %d, %v", n, err)
 	}
+}
+
+// twoInstances opens a fresh PostgreSQL test database twice, as two server
+// instances sharing it would; both are closed when t ends.
+func twoInstances(t *testing.T) (*DB, *DB) {
+	url := postgresURL(t)
+	db0 := openTest(t, url)
+	db1, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db1.Close() })
+	return db0, db1
 }

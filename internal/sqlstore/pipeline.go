@@ -50,20 +50,13 @@ var errUnclaimed = errors.New("sqlstore: nothing claimed")
 // errUnclaimed, before decide runs.
 func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now time.Time, claim query,
 	claimArgs, dest []any, decide func() ([]pgWrite, bool, error)) error {
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		audit.Take(ctx)
-		return db.spendAlone(ctx, uniq, now, wrap(op, err))
-	}
 	var (
 		replays []string
 		commit  bool
 		result  error // decide's error, returned after a commit
 		queued  bool
 	)
-	err = conn.Raw(func(dc any) error {
-		c := dc.(*stdlib.Conn).Conn()
-		defer rollbackOpen(ctx, c)
+	err := db.withPgConn(ctx, func(c *pgx.Conn) error {
 		b := new(pgx.Batch)
 		b.BeginTx(pgx.TxOptions{})
 		if len(uniq) > 0 {
@@ -125,10 +118,6 @@ func (db *DB) pgSpend(ctx context.Context, op string, uniq []store.OnceKey, now 
 		b.Queue("commit")
 		return c.SendBatch(ctx, b).Close()
 	})
-	// Back to the pool before anything else needs a connection (recording
-	// the keys alone, the sequencer): holding it would let concurrent
-	// requests exhaust the pool and wait for each other.
-	conn.Close()
 	switch {
 	case len(replays) > 0:
 		audit.Take(ctx)
@@ -194,6 +183,24 @@ var qFlushMark = newQuery(`INSERT INTO used_once (key, expires_at) VALUES (?, ?)
 // isCommit reports whether a statement is a COMMIT (for the counters).
 func isCommit(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "commit") }
 
+// withPgConn runs fn on a pooled PostgreSQL connection as pgx sees it,
+// rolls back any transaction fn leaves open, and gives the connection back
+// to the pool before returning: holding it while the caller goes on
+// (recording keys alone, awaiting the sequencer) would let concurrent
+// requests exhaust the pool and wait for each other.
+func (db *DB) withPgConn(ctx context.Context, fn func(*pgx.Conn) error) error {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c := dc.(*stdlib.Conn).Conn()
+		defer rollbackOpen(ctx, c)
+		return fn(c)
+	})
+}
+
 // rollbackOpen rolls back the transaction a pipeline left open on c (after
 // an error, or on purpose); the pool discards a broken connection.
 func rollbackOpen(ctx context.Context, c *pgx.Conn) {
@@ -211,15 +218,8 @@ func rollbackOpen(ctx context.Context, c *pgx.Conn) {
 // commit on the database flushes them too, since the WAL is flushed in
 // order.
 func (db *DB) execUnflushed(ctx context.Context, q query, args ...any) (int64, error) {
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
 	var n int64
-	err = conn.Raw(func(dc any) error {
-		c := dc.(*stdlib.Conn).Conn()
-		defer rollbackOpen(ctx, c)
+	err := db.withPgConn(ctx, func(c *pgx.Conn) error {
 		b := new(pgx.Batch)
 		b.BeginTx(pgx.TxOptions{})
 		b.Queue("SET LOCAL synchronous_commit TO off")

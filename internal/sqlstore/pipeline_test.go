@@ -71,13 +71,7 @@ func pipelineGrant(t *testing.T, db *DB, code, rt string) {
 // every other one is a replay and the grant ends revoked; the log verifies.
 func TestPipelineConcurrentRotations(t *testing.T) {
 	ctx := t.Context()
-	url := postgresURL(t)
-	db0 := openTest(t, url)
-	db1, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db1.Close()
+	db0, db1 := twoInstances(t)
 	for round := range 5 {
 		code := "rv-code-" + string(rune('a'+round))
 		rt := "rv-rt-" + string(rune('a'+round))
@@ -174,13 +168,7 @@ func TestPipelineCancelInDecide(t *testing.T) {
 // batches are appended: everything moves, contiguous, and verifies.
 func TestSequenceManyQueued(t *testing.T) {
 	ctx := t.Context()
-	url := postgresURL(t)
-	db := openTest(t, url)
-	db1, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db1.Close()
+	db, db1 := twoInstances(t)
 	for i := range 1300 {
 		tx, err := db.write.BeginTx(ctx, nil)
 		if err != nil {
