@@ -41,6 +41,7 @@ var errUsage = errors.New("usage")
 // collector").
 const (
 	serveGOGC     = 400
+	hashingGOGC   = 100       // while a password hash runs (authn.Hasher.PaceGC)
 	serveMemLimit = 256 << 20 // plus the argon2id memory of every hashing slot
 )
 
@@ -53,14 +54,20 @@ const (
 // hashing holds up to GOMAXPROCS argon2id arrays, which a burst of sign-ins
 // fills): 256 MiB plus the argon2id memory of every slot, so that the
 // collector still has room above a full set of slots. RSS at rest is not
-// changed (memory is given back after start-up).
-func gcDefaults(getenv func(string) string, argon2KiB uint) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(serveGOGC)
-	}
+// changed (memory is given back after start-up). While a password hash
+// runs the collector paces at hashingGOGC instead: each hash's array dies
+// with it, and at 400 the heap grew into fresh pages that the scavenger
+// then gave back, a page fault per touched page of every hash. It returns
+// whether it set GOGC (the pacing is then serve's to change).
+func gcDefaults(getenv func(string) string, argon2KiB uint) bool {
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(serveMemLimit + int64(runtime.GOMAXPROCS(0))*int64(argon2KiB)<<10)
 	}
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(serveGOGC)
+		return true
+	}
+	return false
 }
 
 // parseServe loads the serve configuration.
@@ -310,10 +317,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	gcDefaults(getenv, cfg.Argon2MemoryKiB)
+	paceGC := gcDefaults(getenv, cfg.Argon2MemoryKiB)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
+	}
+	if paceGC {
+		a.hasher.PaceGC(hashingGOGC, serveGOGC)
 	}
 	// After the HTTP servers have finished (below): the batcher commits
 	// what it holds, then the database closes.

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -42,6 +44,47 @@ type Hasher struct {
 	// slots bounds how many hashes run at once: each takes MemoryKiB, so
 	// a burst of sign-ins must queue rather than exhaust memory.
 	slots chan struct{}
+	// pace, when set (PaceGC), changes the collector's pacing while
+	// hashes run.
+	pace *gcPace
+}
+
+// gcPace sets the garbage collector's target percentage to busy while at
+// least one hash runs and back to idle when the last one ends.
+type gcPace struct {
+	mu         sync.Mutex
+	running    int
+	busy, idle int
+	set        func(int) int // debug.SetGCPercent; replaced in tests
+}
+
+func (g *gcPace) enter() {
+	g.mu.Lock()
+	if g.running == 0 {
+		g.set(g.busy)
+	}
+	g.running++
+	g.mu.Unlock()
+}
+
+func (g *gcPace) leave() {
+	g.mu.Lock()
+	g.running--
+	if g.running == 0 {
+		g.set(g.idle)
+	}
+	g.mu.Unlock()
+}
+
+// PaceGC makes the garbage collector pace at GOGC=busy while a hash runs
+// and at idle otherwise; call it before the hasher is used. Each hash
+// allocates MemoryKiB that die with it: with a high GOGC (a server tuned
+// for small API requests) the heap grows into fresh pages and the
+// scavenger hands them back, so every hash pays page faults (+8 % CPU per
+// sign-in measured at 400 against 100; docs/PERFORMANCE.md, "Password
+// sign-ins and the collector"). At busy=100 the freed arrays are reused.
+func (h *Hasher) PaceGC(busy, idle int) {
+	h.pace = &gcPace{busy: busy, idle: idle, set: debug.SetGCPercent}
 }
 
 // NewHasher returns a hasher with parameters p.
@@ -100,6 +143,10 @@ func (h *Hasher) verify(hash, password string) error {
 func (h *Hasher) idKey(password, salt []byte, p Argon2Params, keyLen uint32) []byte {
 	h.slots <- struct{}{}
 	defer func() { <-h.slots }()
+	if h.pace != nil {
+		h.pace.enter()
+		defer h.pace.leave()
+	}
 	return argon2.IDKey(password, salt, p.Time, p.MemoryKiB, p.Threads, keyLen)
 }
 

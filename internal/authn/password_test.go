@@ -3,7 +3,9 @@ package authn
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -93,5 +95,50 @@ func TestHashesWaitForASlot(t *testing.T) {
 	<-h.slots
 	if err := <-done; err != nil {
 		t.Fatalf("verify after a slot freed: %v", err)
+	}
+}
+
+func TestPaceGCWhileHashing(t *testing.T) {
+	h, err := NewHasher(DemoArgon2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := h.Hash("pw")
+	var mu sync.Mutex
+	var calls []int
+	h.PaceGC(100, 400)
+	h.pace.set = func(p int) int {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, p)
+		return 0
+	}
+	// Sequential hashes: busy before each, idle after each.
+	for range 2 {
+		if err := h.Verify(hash, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []int{100, 400, 100, 400}; !slices.Equal(calls, want) {
+		t.Fatalf("sequential: %v, want %v", calls, want)
+	}
+	// Concurrent hashes: the pacing alternates and ends idle, whatever
+	// the interleaving.
+	calls = nil
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { _ = h.Verify(hash, "wrong") })
+	}
+	wg.Wait()
+	if len(calls) == 0 || len(calls)%2 != 0 || calls[len(calls)-1] != 400 {
+		t.Fatalf("concurrent: %v", calls)
+	}
+	for i, p := range calls {
+		if want := []int{100, 400}[i%2]; p != want {
+			t.Fatalf("concurrent: %v", calls)
+		}
+	}
+	if h.pace.running != 0 {
+		t.Fatalf("%d hashes still counted", h.pace.running)
 	}
 }

@@ -263,6 +263,30 @@ func TestTokenErrors(t *testing.T) {
 			t.Fatalf("refresh after replay: %d %v", status, r)
 		}
 	})
+	t.Run("another client's unused code is refused and left usable", func(t *testing.T) {
+		e.addClient(&sqin.Client{ID: "rp-other", Name: "Autre organisme", AuthMethod: sqin.AuthSecretBasic,
+			RedirectURIs: []string{testRedirect}, GrantTypes: []string{sqin.GrantAuthorizationCode, sqin.GrantRefreshToken},
+			Scopes: []string{"openid"}, MinLoA: sqin.LoA1})
+		other := func(r *http.Request) { r.SetBasicAuth("rp-other", testSecret) }
+		c, v := freshCode()
+		status, r, _ := e.tokenRequest(codeForm(c, v), other)
+		if status != 400 || r["error"] != "invalid_grant" {
+			t.Fatalf("other client: %d %v", status, r)
+		}
+		status, tok, _ := e.tokenRequest(codeForm(c, v), nil)
+		if status != 200 || tok["refresh_token"] == nil {
+			t.Fatalf("owner after the other client's attempt: %d %v", status, tok)
+		}
+		// A refresh token presented by the other client: refused, and
+		// the owner's family still rotates.
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok["refresh_token"].(string)}}
+		if status, r, _ := e.tokenRequest(form, other); status != 400 || r["error"] != "invalid_grant" {
+			t.Fatalf("other client's refresh: %d %v", status, r)
+		}
+		if status, r, _ := e.tokenRequest(form, nil); status != 200 {
+			t.Fatalf("owner's refresh after the other client's attempt: %d %v", status, r)
+		}
+	})
 	t.Run("expired code", func(t *testing.T) {
 		c, v := freshCode()
 		e.now = e.now.Add(2 * time.Minute)
