@@ -60,6 +60,7 @@ type DB struct {
 	read    *sql.DB // queries that only read
 	write   *sql.DB // writes and transactions; the same pool as read on PostgreSQL
 	counts  *counter
+	hits    *hitQueue // SQLite: HitAll's group commit
 }
 
 // Open connects to the database named by rawURL and checks that it answers.
@@ -115,7 +116,7 @@ func openSQLite(path string) (*DB, error) {
 		}
 		db := sql.OpenDB(c)
 		db.SetMaxOpenConns(1) // the database lives and dies with its connection
-		return &DB{dialect: SQLite, read: db, write: db, counts: counts}, nil
+		return &DB{dialect: SQLite, read: db, write: db, counts: counts, hits: new(hitQueue)}, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
@@ -135,7 +136,7 @@ func openSQLite(path string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return &DB{dialect: SQLite, read: read, write: write, counts: counts}, nil
+	return &DB{dialect: SQLite, read: read, write: write, counts: counts, hits: new(hitQueue)}, nil
 }
 
 func openPostgres(rawURL string) (*DB, error) {

@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +164,54 @@ func testHitAll(t *testing.T, s store.Store) {
 	got, err := mc.HitAll(ctx, []string{"k1"}, time.Hour, t0.Add(3*time.Hour))
 	ok(t, err)
 	same(t, got, []int{1}) // the window moved on
+
+	// Concurrent callers, some of them invalid (no window): each valid
+	// one is counted once and sees a count of its own on the shared key,
+	// as if they had run one after the other; an invalid one fails alone
+	// and records nothing.
+	const callers = 48
+	at := t0.Add(10 * time.Hour)
+	counts := make([][]int, callers)
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			d := time.Hour
+			if i%8 == 3 {
+				d = 0
+			}
+			counts[i], errs[i] = mc.HitAll(ctx, []string{"shared", fmt.Sprintf("own-%d", i)}, d, at)
+		})
+	}
+	wg.Wait()
+	var seen []int
+	for i := range callers {
+		if i%8 == 3 {
+			if errs[i] == nil {
+				t.Fatalf("caller %d without a window: no error", i)
+			}
+			continue
+		}
+		ok(t, errs[i])
+		if counts[i][1] != 1 {
+			t.Fatalf("caller %d: own key counts %d, want 1", i, counts[i][1])
+		}
+		seen = append(seen, counts[i][0])
+	}
+	slices.Sort(seen)
+	for i, n := range seen {
+		if n != i+1 {
+			t.Fatalf("shared key counts %v, want 1…%d once each", seen, len(seen))
+		}
+	}
+	n, err = s.Count(ctx, "shared", time.Hour, at)
+	ok(t, err)
+	if n != len(seen) {
+		t.Fatalf("shared key holds %d events, want %d", n, len(seen))
+	}
+	n, err = s.Count(ctx, "own-3", time.Hour, at)
+	ok(t, err)
+	if n != 0 {
+		t.Fatalf("an invalid caller's key holds %d events", n)
+	}
 }
