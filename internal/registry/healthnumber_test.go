@@ -2,6 +2,7 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -186,6 +187,27 @@ func TestNames(t *testing.T) {
 		if got := NameKey(tt.a) == NameKey(tt.b); got != tt.same {
 			t.Errorf("NameKey(%q) = %q, NameKey(%q) = %q", tt.a, NameKey(tt.a), tt.b, NameKey(tt.b))
 		}
+	}
+}
+
+// TestRegistryNameKey: the cached key is NameKey's, before and after the
+// cache starts over.
+func TestRegistryNameKey(t *testing.T) {
+	names := []string{"Côté", "CÔTÉ", "Strauß", "ﬁlion", "Gauthier\u00a0Roy", "St-Pierre"}
+	for i := range nameKeysMax + 100 {
+		n := names[i%len(names)]
+		if i >= len(names) {
+			n = fmt.Sprintf("%s-%d", n, i)
+		}
+		if got, want := RegistryNameKey(n), NameKey(n); got != want {
+			t.Fatalf("RegistryNameKey(%q) = %q, want %q", n, got, want)
+		}
+		if got, want := RegistryNameKey(n), NameKey(n); got != want { // from the cache
+			t.Fatalf("cached RegistryNameKey(%q) = %q, want %q", n, got, want)
+		}
+	}
+	if n := nameKeysLen.Load(); n > nameKeysMax || n < 90 {
+		t.Fatalf("the cache holds %d names after starting over (bound %d)", n, nameKeysMax)
 	}
 }
 

@@ -218,9 +218,15 @@ func (db *DB) RefuseSecretDelivery(ctx context.Context, d *proofing.SecretDelive
 // each key's count in the window (proofing.MultiCounter): one commit for
 // the prover's four limits. Callers give keys in one fixed order, so two
 // transactions never wait on each other's rows crosswise. On SQLite,
-// concurrent callers share a transaction (hitQueue).
+// concurrent callers share a transaction (hitQueue); on PostgreSQL the
+// transaction is one round trip (pgHitAll).
 func (db *DB) HitAll(ctx context.Context, keys []string, d time.Duration, now time.Time) ([]int, error) {
-	if db.dialect != Postgres && !audit.Pending(ctx) {
+	switch {
+	case audit.Pending(ctx):
+	case db.dialect == Postgres:
+		counts, err := db.pgHitAll(ctx, keys, d, now)
+		return counts, wrap("sqlstore.HitAll", err)
+	default:
 		counts, err := db.hits.do(ctx, db, keys, d, now)
 		return counts, wrap("sqlstore.HitAll", err)
 	}

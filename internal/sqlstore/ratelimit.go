@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/sqin/sqin"
 )
 
@@ -19,6 +21,14 @@ var (
 	qHit = newQuery(`INSERT INTO rate_limits (key, bucket, hits, expires_at) VALUES (?, ?, 1, ?)
 		ON CONFLICT (key, bucket) DO UPDATE SET hits = rate_limits.hits + 1
 		RETURNING hits, (SELECT COALESCE(SUM(r.hits), 0) FROM rate_limits r
+			WHERE r.key = ? AND r.bucket > ? AND r.bucket < ?)`)
+	// qHitDrop is qHit that also drops the key's buckets older than the
+	// window when it starts a bucket, in one statement (PostgreSQL: SQLite
+	// has no DELETE in a WITH clause).
+	qHitDrop = newQuery(`WITH up AS (INSERT INTO rate_limits (key, bucket, hits, expires_at) VALUES (?, ?, 1, ?)
+			ON CONFLICT (key, bucket) DO UPDATE SET hits = rate_limits.hits + 1 RETURNING hits),
+		gone AS (DELETE FROM rate_limits WHERE key = ? AND bucket <= ? AND (SELECT hits FROM up) = 1)
+		SELECT (SELECT hits FROM up), (SELECT COALESCE(SUM(r.hits), 0) FROM rate_limits r
 			WHERE r.key = ? AND r.bucket > ? AND r.bucket < ?)`)
 	qCountHits = newQuery(`SELECT COALESCE(SUM(hits), 0) FROM rate_limits
 		WHERE key = ? AND bucket > ? AND bucket <= ?`)
@@ -48,6 +58,10 @@ func (db *DB) hit(ctx context.Context, w sqlWriter, key string, d time.Duration,
 		return 0, err
 	}
 	var current, older int64
+	if db.dialect == Postgres {
+		err := w.QueryRowContext(ctx, db.sql(qHitDrop), hitDropArgs(key, bucket, start, size, d)...).Scan(&current, &older)
+		return int(current + older), wrap(op, err)
+	}
 	err = w.QueryRowContext(ctx, db.sql(qHit), key, bucket, bucket+size+d.Milliseconds(),
 		key, start, bucket).Scan(&current, &older)
 	if err != nil {
@@ -77,4 +91,37 @@ func (db *DB) Count(ctx context.Context, key string, d time.Duration, now time.T
 func (db *DB) Reset(ctx context.Context, key string) error {
 	_, err := db.writeExec(ctx, qResetHits, key)
 	return wrap("sqlstore.Reset", err)
+}
+
+// hitDropArgs are qHitDrop's arguments.
+func hitDropArgs(key string, bucket, start, size int64, d time.Duration) []any {
+	return []any{key, bucket, bucket + size + d.Milliseconds(), key, start, key, start, bucket}
+}
+
+// pgHitAll is HitAll on PostgreSQL in one round trip: one pipeline of
+// BEGIN, one qHitDrop per key and COMMIT, an implicit transaction either
+// way (a failed statement rolls the whole pipeline back).
+func (db *DB) pgHitAll(ctx context.Context, keys []string, d time.Duration, now time.Time) ([]int, error) {
+	bucket, start, size, err := window("sqlstore.Hit", d, now)
+	if err != nil {
+		return nil, err
+	}
+	counts := make([]int, len(keys))
+	err = db.withPgConn(ctx, func(c *pgx.Conn) error {
+		b := new(pgx.Batch)
+		b.BeginTx(pgx.TxOptions{})
+		for i, k := range keys {
+			b.Queue(db.sql(qHitDrop), hitDropArgs(k, bucket, start, size, d)...).QueryRow(func(r pgx.Row) error {
+				var current, older int64
+				if err := r.Scan(&current, &older); err != nil {
+					return err
+				}
+				counts[i] = int(current + older)
+				return nil
+			})
+		}
+		b.Queue("commit")
+		return c.SendBatch(ctx, b).Close()
+	})
+	return counts, err
 }

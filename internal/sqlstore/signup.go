@@ -118,12 +118,13 @@ func (db *DB) FindPersonByNameAndBirthDate(ctx context.Context, family, given, b
 	}
 	defer rows.Close()
 	found := ""
-	for rows.Next() {
+	fk, gk := registry.NameKey(family), registry.NameKey(given)
+	for found == "" && rows.Next() {
 		var id, f, g string
 		if err := rows.Scan(&id, &f, &g); err != nil {
 			return "", wrap(op, err)
 		}
-		if found == "" && registry.SameName(f, family) && registry.SameName(g, given) {
+		if registry.RegistryNameKey(f) == fk && registry.RegistryNameKey(g) == gk {
 			found = id
 		}
 	}

@@ -314,3 +314,43 @@ func BenchmarkRotateRefreshToken(b *testing.B) {
 		})
 	})
 }
+
+// TestHitDropsOldBuckets: the first hit of a bucket drops the key's
+// buckets that have left the window, through Hit and HitAll alike, and
+// leaves other keys' alone.
+func TestHitDropsOldBuckets(t *testing.T) {
+	forEach(t, t.Run, func(t *testing.T, db *DB) {
+		ctx := t.Context()
+		t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		rows := func(key string) int {
+			t.Helper()
+			var n int
+			if err := db.read.QueryRowContext(ctx, db.sql(newQuery(`SELECT COUNT(*) FROM rate_limits WHERE key = ?`)), key).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for _, at := range []time.Duration{0, 10 * time.Second, 20 * time.Second} {
+			if _, err := db.HitAll(ctx, []string{"a", "b"}, time.Minute, t0.Add(at)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rows("a") != 3 || rows("b") != 3 {
+			t.Fatalf("rows a=%d b=%d, want 3 buckets each", rows("a"), rows("b"))
+		}
+		// Two windows later, a's first hit drops its three old buckets.
+		later := t0.Add(2*time.Minute + 30*time.Second)
+		if n, err := db.Hit(ctx, "a", time.Minute, later); err != nil || n != 1 {
+			t.Fatalf("Hit after two windows: %d, %v", n, err)
+		}
+		if rows("a") != 1 || rows("b") != 3 {
+			t.Fatalf("after Hit: rows a=%d b=%d, want 1 and 3", rows("a"), rows("b"))
+		}
+		if got, err := db.HitAll(ctx, []string{"a", "b"}, time.Minute, later); err != nil || got[0] != 2 || got[1] != 1 {
+			t.Fatalf("HitAll after two windows: %v, %v", got, err)
+		}
+		if rows("a") != 1 || rows("b") != 1 {
+			t.Fatalf("after HitAll: rows a=%d b=%d, want 1 each", rows("a"), rows("b"))
+		}
+	})
+}
